@@ -1,0 +1,21 @@
+"""augkit: fast batched data augmentation on the GPU, dependable per-image fallback on the CPU."""
+
+from .ops import Contrast, GaussianNoise, HorizontalFlip, Normalize, Op, VerticalFlip, Zoom
+from .params import Params
+from .pipeline import Pipeline, default_pipeline
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Pipeline",
+    "default_pipeline",
+    "Params",
+    "Op",
+    "HorizontalFlip",
+    "VerticalFlip",
+    "Zoom",
+    "Contrast",
+    "GaussianNoise",
+    "Normalize",
+    "__version__",
+]

@@ -1,0 +1,1 @@
+"""Throughput measurement, side by side with the peer libraries (behind ``augkit bench``)."""

@@ -1,0 +1,66 @@
+"""``augkit demo``: augment bundled photographs, save a preview grid, time augkit vs Kornia."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .images import sample_batch
+from .pipeline import Pipeline, default_pipeline
+
+
+def best_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def preview_grid(pipe: Pipeline, images: torch.Tensor, copies: int = 5) -> np.ndarray:
+    """Rows: each image, then ``copies`` augmented versions. (N,3,H,W) uint8 -> HWC uint8 grid."""
+    n, _, h, w = images.shape
+    pad = 4
+    grid = np.full((n * (h + pad) + pad, (copies + 1) * (w + pad) + pad, 3), 255, np.uint8)
+    batch = images.repeat_interleave(copies, 0)  # every copy gets its own params
+    aug = pipe(batch).mul(255).round().byte().view(n, copies, 3, h, w).cpu()
+    for i in range(n):
+        row = [images[i].cpu()] + [aug[i, k] for k in range(copies)]
+        for j, tile in enumerate(row):
+            y, x = pad + i * (h + pad), pad + j * (w + pad)
+            grid[y : y + h, x : x + w] = tile.permute(1, 2, 0).numpy()
+    return grid
+
+
+def time_images_per_s(fn, x: torch.Tensor, repeats: int = 5, warmup: int = 2) -> float:
+    """Median images/s of ``fn(x)`` over ``repeats`` calls after ``warmup`` calls."""
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    for _ in range(warmup):
+        fn(x)
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(x)
+        sync()
+        times.append(time.perf_counter() - t0)
+    return x.shape[0] / float(np.median(times))
+
+
+def run_demo(out: str | Path = "augkit-demo.png", size: int = 224, batch_size: int = 64, seed: int = 0) -> dict:
+    """Write the preview grid to ``out`` and return throughputs of augkit and Kornia."""
+    from PIL import Image
+
+    from .bench.peers import kornia_sequential
+
+    device = best_device()
+    pipe = default_pipeline(seed)
+    images = sample_batch(160, 4).to(device)
+    out = Path(out)
+    Image.fromarray(preview_grid(pipe, images)).save(out)
+
+    x = sample_batch(size, batch_size).to(device)
+    kornia = kornia_sequential(pipe.ops).to(device)
+    ours = time_images_per_s(pipe, x)
+    theirs = time_images_per_s(lambda t: kornia(t.float().div_(255)), x)
+    return {"preview": str(out.resolve()), "device": str(device), "size": size, "batch_size": batch_size,
+            "augkit_img_s": ours, "kornia_img_s": theirs}

@@ -1,0 +1,191 @@
+"""Pipeline: ordered ops -> sampled per-sample params -> execution on a backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .backends.tensor import TensorBackend
+from .ops import Contrast, Normalize, Op, op_from_dict
+from .params import Params
+
+__all__ = ["Pipeline", "default_pipeline"]
+
+FLOAT_TOLERANCE = 1e-3  # float input may stray this far outside [0, 1] (rounding)
+
+
+class Pipeline:
+    """An ordered list of ops with its own seeded randomness.
+
+    Args:
+        ops: op specs, applied in order. ``Normalize``, if present, must be last.
+        seed: seeds the pipeline's generators (one per device); ``None`` draws a random seed.
+
+    Call it on a (B, C, H, W) or (C, H, W) tensor (uint8, or float in [0, 1]) on any device
+    to get float32 on the same device, each sample with its own random parameters.
+    """
+
+    def __init__(self, ops: list[Op], seed: int | None = None) -> None:
+        ops = list(ops)
+        for i, op in enumerate(ops):
+            if not isinstance(op, Op):
+                raise TypeError(f"ops[{i}] must be an augkit op (e.g. ak.Zoom()), got {type(op).__name__}")
+            if isinstance(op, Normalize) and i != len(ops) - 1:
+                raise ValueError(f"Normalize must be the last op, got it at position {i} of {len(ops)}")
+        if seed is None:
+            seed = int(torch.randint(0, 2**31, ()).item())
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int or None, got {seed!r}")
+        self.ops = ops
+        self.seed = seed
+        self._generators: dict[torch.device, torch.Generator] = {}
+        self._tensor = TensorBackend(ops)
+        self._albu = None  # built on first numpy call
+
+    def __repr__(self) -> str:
+        inner = "".join(f"\n    {op!r}," for op in self.ops)
+        return f"Pipeline([{inner}\n], seed={self.seed})"
+
+    # randomness -----------------------------------------------------------------------
+    def generator(self, device: torch.device | str = "cpu") -> torch.Generator:
+        """The pipeline's generator on ``device``, seeded with ``seed`` on first use."""
+        device = torch.device(device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        g = self._generators.get(device)
+        if g is None:
+            g = self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
+        return g
+
+    def sample(self, n: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> Params:
+        """Draw params for ``n`` samples: one batched call per op, on ``device``."""
+        rng = generator if generator is not None else self.generator(device)
+        return Params(tuple(type(op).__name__ for op in self.ops), tuple(op.sample(n, rng) for op in self.ops))
+
+    def sample_keyed(self, keys: list[int]) -> Params:
+        """Params whose row i depends only on ``keys[i]`` (an int seed), not on the batch.
+
+        For offline expansion and per-index datasets: the same key gives the same params
+        whatever the batch size, order or worker. Drawn on the CPU.
+        """
+        parts = [self.sample(1, generator=torch.Generator().manual_seed(int(k))) for k in keys]
+        return Params.cat(parts) if parts else self.sample(0)
+
+    # execution ------------------------------------------------------------------------
+    def __call__(self, x: Any, *, params: Params | None = None, return_params: bool = False) -> Any:
+        if isinstance(x, Tensor):
+            y, params = self._call_tensor(x, params)
+        elif isinstance(x, np.ndarray) or _is_pil(x):
+            y, params = self._call_numpy(x, params)
+        else:
+            raise TypeError(f"x must be a torch.Tensor (B,C,H,W)/(C,H,W), a numpy HWC array or a PIL image, got {type(x).__name__}")
+        return (y, params) if return_params else y
+
+    def _call_tensor(self, x: Tensor, params: Params | None) -> tuple[Tensor, Params]:
+        single = x.dim() == 3
+        xb = x[None] if single else x
+        self._check_tensor(xb, x)
+        if params is None:
+            params = self.sample(xb.shape[0], xb.device)
+        else:
+            params = self._check_params(params, xb.shape[0], xb.device)
+        y = self._tensor(xb, params)
+        return (y[0] if single else y), params
+
+    def _call_numpy(self, x: Any, params: Params | None) -> tuple[Any, Params]:
+        if self._albu is None:
+            from .backends.albu import AlbuBackend
+
+            self._albu = AlbuBackend(self.ops, self.seed)
+        return self._albu(x, params, self)
+
+    def _check_tensor(self, xb: Tensor, x: Tensor) -> None:
+        if xb.dim() != 4:
+            raise ValueError(f"x must be (B,C,H,W) or (C,H,W), got shape {tuple(x.shape)}")
+        if xb.dtype != torch.uint8 and not xb.dtype.is_floating_point:
+            raise TypeError(f"x must be uint8 or float in [0, 1], got dtype {x.dtype}")
+        c, h, w = xb.shape[1:]
+        if h == 0 or w == 0 or c == 0:
+            raise ValueError(f"x must have C, H and W > 0, got shape {tuple(x.shape)}")
+        for op in self.ops:
+            if isinstance(op, Contrast) and c not in (1, 3):
+                raise ValueError(f"Contrast needs 1 or 3 channels (grey or RGB), got x with {c} channels, shape {tuple(x.shape)}")
+            if isinstance(op, Normalize) and len(op.mean) not in (1, c):
+                raise ValueError(f"Normalize has {len(op.mean)} channel(s) of mean/std but x has {c} channels")
+        if xb.dtype.is_floating_point and xb.numel():
+            lo, hi = torch.aminmax(xb)
+            lo, hi = float(lo), float(hi)
+            if not (lo >= -FLOAT_TOLERANCE and hi <= 1 + FLOAT_TOLERANCE):
+                raise ValueError(f"float x must hold values in [0, 1], got min {lo:.4g}, max {hi:.4g}; divide uint8 data by 255")
+
+    def _check_params(self, params: Params, n: int, device: torch.device) -> Params:
+        if not isinstance(params, Params):
+            raise TypeError(f"params must be the Params a pipeline returned, got {type(params).__name__}")
+        names = tuple(type(op).__name__ for op in self.ops)
+        if params.names != names:
+            raise ValueError(f"params were drawn for ops {list(params.names)}, this pipeline has {list(names)}")
+        if params.batch_size != n and len(params):
+            raise ValueError(f"params hold {params.batch_size} samples but x has batch size {n}")
+        return params.to(device)
+
+    # serialization --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "ops": [op.to_dict() for op in self.ops]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Pipeline:
+        if not isinstance(d, dict) or not isinstance(d.get("ops"), list):
+            raise ValueError(f"a pipeline dict needs an 'ops' list, got {d!r}")
+        return cls([op_from_dict(o) for o in d["ops"]], seed=d.get("seed"))
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        """YAML text of ``to_dict()``; also written to ``path`` if given."""
+        import yaml
+
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_yaml(cls, source: str | Path) -> Pipeline:
+        """Build from a YAML file path or from YAML text."""
+        import yaml
+
+        is_file = isinstance(source, Path) or ("\n" not in source and Path(source).is_file())
+        where = f"pipeline file {str(source)!r}" if is_file else "pipeline YAML"
+        try:
+            d = yaml.safe_load(Path(source).read_text() if is_file else source)
+            return cls.from_dict(d)
+        except yaml.YAMLError as e:
+            raise ValueError(f"{where} does not parse: {e}") from None
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{where}: {e}") from None
+
+
+def _is_pil(x: Any) -> bool:
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(x, Image.Image)
+
+
+def default_pipeline(seed: int | None = 0) -> Pipeline:
+    """The seed pipeline: flips, zoom in/out, contrast and noise (docs/ops.md)."""
+    from .ops import GaussianNoise, HorizontalFlip, VerticalFlip, Zoom
+
+    return Pipeline(
+        [
+            HorizontalFlip(p=0.5),
+            VerticalFlip(p=0.5),
+            Zoom(scale=(0.8, 1.2)),
+            Contrast(factor=(0.8, 1.2)),
+            GaussianNoise(std=(0.0, 0.05)),
+        ],
+        seed=seed,
+    )
