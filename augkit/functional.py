@@ -94,10 +94,12 @@ def grey_mean(img: Tensor) -> Tensor:
     Shape: img (B, C, H, W) any dtype -> (B,) float32, in the units of ``img``.
     """
     b, c = img.shape[:2]
-    means = img.reshape(b, c, -1).sum(-1, dtype=torch.float32) / (img.shape[2] * img.shape[3])  # (B, C)
+    # float64 sums: the result must not depend on how a reduction is split across threads
+    # or on the batch it sits in (offline expansion promises byte-identical outputs)
+    means = img.reshape(b, c, -1).sum(-1, dtype=torch.float64) / (img.shape[2] * img.shape[3])  # (B, C)
     if c == 1:
-        return means[:, 0]
-    return means @ torch.tensor(GREY_WEIGHTS, device=img.device)
+        return means[:, 0].float()
+    return (means @ torch.tensor(GREY_WEIGHTS, dtype=torch.float64, device=img.device)).float()
 
 
 # Counter-based Gaussian noise: each sample's field is a pure function of (seed, element

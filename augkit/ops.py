@@ -41,7 +41,7 @@ def _check_p(name: str, p: float) -> float:
 
 def _check_range(name: str, value: Any, *, low: float, strict: bool) -> tuple[float, float]:
     """Check a (lo, hi) range with lo <= hi and lo > low (strict) or lo >= low."""
-    bound = f"0 < lo <= hi" if (strict and low == 0) else f"{low} {'<' if strict else '<='} lo <= hi"
+    bound = "0 < lo <= hi" if (strict and low == 0) else f"{low} {'<' if strict else '<='} lo <= hi"
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):

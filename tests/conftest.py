@@ -1,11 +1,8 @@
 import numpy as np
 import pytest
-import torch
 
 import augkit as ak
 from augkit.images import sample_images
-
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,100 @@
+"""Op specs: argument checks, serialization, and the distributions they sample."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from scipy import stats
+
+import augkit as ak
+from augkit.ops import OPS, op_from_dict
+
+# one row per op: (constructor, keys its sample() returns besides "apply")
+OP_TABLE = [
+    (lambda: ak.HorizontalFlip(p=0.3), set()),
+    (lambda: ak.VerticalFlip(p=0.7), set()),
+    (lambda: ak.Zoom(scale=(0.8, 1.2), p=0.9), {"scale"}),
+    (lambda: ak.Contrast(factor=(0.5, 1.5), p=0.6), {"factor"}),
+    (lambda: ak.GaussianNoise(std=(0.01, 0.1), p=0.4), {"std", "seed"}),
+    (lambda: ak.Normalize(mean=(0.5,) * 3, std=(0.25,) * 3), set()),
+]
+
+
+@pytest.mark.parametrize("make,keys", OP_TABLE)
+def test_sample_shapes_and_apply_rate(make, keys):
+    op = make()
+    n = 20_000
+    p = op.sample(n, torch.Generator().manual_seed(1))
+    assert set(p) == {"apply"} | keys
+    for t in p.values():
+        assert t.shape == (n,)
+    assert p["apply"].dtype == torch.bool
+    # observed rate within 4 standard errors of p
+    se = (op.p * (1 - op.p) / n) ** 0.5
+    assert abs(p["apply"].float().mean().item() - op.p) <= 4 * se + 1e-9
+
+
+@pytest.mark.parametrize("make,key,lo,hi", [
+    (lambda: ak.Zoom(scale=(0.7, 1.3)), "scale", 0.7, 1.3),
+    (lambda: ak.Contrast(factor=(0.8, 1.2)), "factor", 0.8, 1.2),
+    (lambda: ak.GaussianNoise(std=(0.0, 0.05)), "std", 0.0, 0.05),
+])
+def test_values_are_uniform_on_range(make, key, lo, hi):
+    v = make().sample(10_000, torch.Generator().manual_seed(2))[key].double()
+    assert lo <= v.min() and v.max() <= hi
+    assert stats.kstest(v.numpy(), stats.uniform(loc=lo, scale=hi - lo).cdf).pvalue > 0.01
+
+
+def test_noise_seeds_are_distinct_ints():
+    s = ak.GaussianNoise().sample(1000, torch.Generator().manual_seed(0))["seed"]
+    assert s.dtype == torch.int64 and len(set(s.tolist())) == 1000
+    assert 0 <= s.min() and s.max() < 2**31
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: ak.HorizontalFlip(p=1.5), r"HorizontalFlip.p must be a number in \[0, 1\], got 1.5"),
+    (lambda: ak.VerticalFlip(p=-0.1), r"VerticalFlip.p must be a number in \[0, 1\], got -0.1"),
+    (lambda: ak.Zoom(scale=(0.0, 1.2)), r"Zoom.scale must be \(lo, hi\) with 0 < lo <= hi, got \(0.0, 1.2\)"),
+    (lambda: ak.Zoom(scale=(-1, 1.2)), r"Zoom.scale must be"),
+    (lambda: ak.Zoom(scale=(1.2, 0.8)), r"Zoom.scale must be \(lo, hi\) with 0 < lo <= hi, got \(1.2, 0.8\)"),
+    (lambda: ak.Zoom(scale=1.2), r"Zoom.scale must be \(lo, hi\)"),
+    (lambda: ak.Zoom(fill=2.0), r"Zoom.fill must be a number in \[0, 1\]"),
+    (lambda: ak.Contrast(factor=(1.2, 0.8)), r"Contrast.factor must be \(lo, hi\)"),
+    (lambda: ak.Contrast(factor=(-0.5, 1.0)), r"Contrast.factor must be \(lo, hi\)"),
+    (lambda: ak.GaussianNoise(std=(-0.1, 0.1)), r"GaussianNoise.std must be \(lo, hi\) with 0.0 <= lo <= hi, got \(-0.1, 0.1\)"),
+    (lambda: ak.Normalize(mean=(0.5,), std=(0.0,)), r"Normalize.std must be > 0"),
+    (lambda: ak.Normalize(mean=(0.5, 0.5), std=(0.2,)), r"same non-zero length"),
+    (lambda: ak.Normalize(p=0.5), r"Normalize.p must be 1.0"),
+])
+def test_bad_arguments_raise_clear_errors(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+@pytest.mark.parametrize("make,keys", OP_TABLE)
+def test_to_dict_round_trip(make, keys):
+    op = make()
+    assert op_from_dict(op.to_dict()) == op
+
+
+def test_from_dict_rejects_unknown_op_and_keys():
+    with pytest.raises(ValueError, match=r"unknown op 'Rotate'; expected one of"):
+        op_from_dict({"name": "Rotate", "degrees": 10})
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['angle'\] for op Zoom"):
+        op_from_dict({"name": "Zoom", "angle": 3})
+    assert set(OPS) == {"HorizontalFlip", "VerticalFlip", "Zoom", "Contrast", "GaussianNoise", "Normalize"}
+
+
+def test_ops_module_imports_without_kornia_or_albumentations():
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('kornia', 'albumentations', 'cv2'):\n"
+        "            raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import augkit.ops, augkit.functional, augkit.params\n"
+        "assert not any(m.split('.')[0] in ('kornia', 'albumentations') for m in sys.modules)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
