@@ -2,6 +2,8 @@
 
 Geometric ops are 3x3 matrices in pixel coordinates (pixel centres at integers, x to the
 right, y down) mapping input positions to output positions, as Kornia's ``warp_affine``.
+Flips and zooms have no rotation or shear, so each matrix is two axis maps u -> a * u + b,
+kept as (B,) tensors ``a`` and ``b`` per axis; composing ops composes those maps.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "hflip_matrix",
-    "vflip_matrix",
-    "zoom_matrix",
+    "flip_axis",
+    "zoom_axis",
     "flip_gather",
     "warp_axis_aligned",
     "grey_mean",
@@ -25,32 +26,19 @@ __all__ = [
 GREY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as PIL's convert("L") and torchvision
 
 
-def _diag_matrix(ax: Tensor, bx: Tensor, ay: Tensor, by: Tensor) -> Tensor:
-    """(B,) scale and shift per axis -> (B, 3, 3) [[ax, 0, bx], [0, ay, by], [0, 0, 1]]."""
-    m = torch.zeros(len(ax), 3, 3, dtype=torch.float32, device=ax.device)
-    m[:, 0, 0], m[:, 0, 2], m[:, 1, 1], m[:, 1, 2], m[:, 2, 2] = ax, bx, ay, by, 1.0
-    return m
+def flip_axis(apply: Tensor, size: int) -> tuple[Tensor, Tensor]:
+    """Flip one axis where ``apply`` (B,): u -> (size - 1) - u; identity elsewhere.
+
+    Returns the axis map u -> a * u + b as ``(a, b)``, each (B,) float32.
+    """
+    a = 1.0 - 2.0 * apply.float()  # -1 flipped, +1 kept
+    return a, (1.0 - a) * ((size - 1) / 2)
 
 
-def hflip_matrix(apply: Tensor, width: int) -> Tensor:
-    """x -> (W - 1) - x for samples where ``apply`` (B,) is true, identity elsewhere."""
-    ax = 1.0 - 2.0 * apply.float()  # -1 flipped, +1 kept
-    one, zero = torch.ones_like(ax), torch.zeros_like(ax)
-    return _diag_matrix(ax, (1.0 - ax) / 2 * (width - 1), one, zero)
-
-
-def vflip_matrix(apply: Tensor, height: int) -> Tensor:
-    """y -> (H - 1) - y for samples where ``apply`` (B,) is true, identity elsewhere."""
-    ay = 1.0 - 2.0 * apply.float()
-    one, zero = torch.ones_like(ay), torch.zeros_like(ay)
-    return _diag_matrix(one, zero, ay, (1.0 - ay) / 2 * (height - 1))
-
-
-def zoom_matrix(scale: Tensor, apply: Tensor, height: int, width: int) -> Tensor:
-    """Scale by ``scale`` (B,) about the centre ((W-1)/2, (H-1)/2); identity where not ``apply``."""
-    s = torch.where(apply, scale.float(), torch.ones_like(scale, dtype=torch.float32))
-    cx, cy = (width - 1) / 2, (height - 1) / 2
-    return _diag_matrix(s, cx * (1 - s), s, cy * (1 - s))
+def zoom_axis(scale: Tensor, apply: Tensor, size: int) -> tuple[Tensor, Tensor]:
+    """Scale one axis by ``scale`` (B,) about its centre (size - 1) / 2 where ``apply``."""
+    a = torch.where(apply, scale.float(), 1.0)
+    return a, (1.0 - a) * ((size - 1) / 2)
 
 
 def flip_gather(img: Tensor, hflip: Tensor, vflip: Tensor, out: Tensor) -> Tensor:
@@ -68,22 +56,20 @@ def flip_gather(img: Tensor, hflip: Tensor, vflip: Tensor, out: Tensor) -> Tenso
     return out
 
 
-def warp_axis_aligned(img: Tensor, matrix: Tensor, out: Tensor, grid: Tensor) -> Tensor:
-    """Bilinear warp by per-sample axis-aligned matrices; outside the image reads 0.
+def warp_axis_aligned(img: Tensor, ax: Tensor, bx: Tensor, ay: Tensor, by: Tensor, out: Tensor, grid: Tensor) -> Tensor:
+    """Bilinear warp by the per-sample matrix [[ax, 0, bx], [0, ay, by], [0, 0, 1]]; outside reads 0.
 
-    ``matrix`` (B, 3, 3) maps input to output pixel coordinates and has no rotation or
-    shear, so the sampling grid is built from two 1-D ramps instead of ``affine_grid``.
-    Shape: img (B, C, H, W) float -> out (B, C, H, W); grid is a (B, H, W, 2) float buffer.
+    The matrix maps input to output pixel coordinates (each argument is (B,)). With no
+    rotation or shear the sampling grid is two 1-D ramps, far cheaper than ``affine_grid``.
+    Shape: img (B, C, H, W) float32 -> out (B, C, H, W); grid is a (B, H, W, 2) float buffer.
     """
     b, _, h, w = img.shape
-    assert not matrix[:, 0, 1].any() and not matrix[:, 1, 0].any(), "axis-aligned matrices only"
     xs = torch.arange(w, device=img.device, dtype=torch.float32)
     ys = torch.arange(h, device=img.device, dtype=torch.float32)
     # output pixel j reads input (j - b) / a; grid_sample wants (2 * src + 1) / size - 1
-    gx = ((xs[None] - matrix[:, 0, 2, None]) / matrix[:, 0, 0, None] * 2 + 1) / w - 1  # (B, W)
-    gy = ((ys[None] - matrix[:, 1, 2, None]) / matrix[:, 1, 1, None] * 2 + 1) / h - 1  # (B, H)
-    grid[..., 0].copy_(gx[:, None, :])
-    grid[..., 1].copy_(gy[:, :, None])
+    gx = (xs[None] - bx[:, None]).mul_((2 / w) / ax[:, None]).add_(1 / w - 1)  # (B, W)
+    gy = (ys[None] - by[:, None]).mul_((2 / h) / ay[:, None]).add_(1 / h - 1)  # (B, H)
+    torch.stack((gx[:, None, :].expand(b, h, w), gy[:, :, None].expand(b, h, w)), dim=-1, out=grid)
     # bilinear (0), zero padding (0), align_corners=False: the kernel Kornia's warp_affine calls
     return torch.ops.aten.grid_sampler_2d.out(img, grid, 0, 0, False, out=out)
 
@@ -94,9 +80,11 @@ def grey_mean(img: Tensor) -> Tensor:
     Shape: img (B, C, H, W) any dtype -> (B,) float32, in the units of ``img``.
     """
     b, c = img.shape[:2]
-    # float64 sums: the result must not depend on how a reduction is split across threads
-    # or on the batch it sits in (offline expansion promises byte-identical outputs)
-    means = img.reshape(b, c, -1).sum(-1, dtype=torch.float64) / (img.shape[2] * img.shape[3])  # (B, C)
+    # Row sums in float32 (exact for uint8), then float64 across rows: each row is reduced
+    # by one sequential loop, so the result does not depend on the batch it sits in or on
+    # how threads split the work (offline expansion promises byte-identical outputs).
+    rows = img.sum(-1, dtype=torch.float32)  # (B, C, H)
+    means = rows.double().sum(-1) / (img.shape[2] * img.shape[3])  # (B, C)
     if c == 1:
         return means[:, 0].float()
     return (means @ torch.tensor(GREY_WEIGHTS, dtype=torch.float64, device=img.device)).float()
@@ -142,14 +130,14 @@ def normal_field(seed: Tensor, std: Tensor, out: Tensor, work: tuple[Tensor, Ten
     counter = torch.arange(half, dtype=torch.int32, device=dev).mul_(_GOLDEN)  # (half,)
     torch.add(counter[None, :], key[:, None], out=h)
     _fmix32_(h, tmp)
-    # radius from the low half: u1 in (0, 1]
+    # radius from the low 16 bits t: u1 = (t + 1) / 2**16 in (0, 1], r = std * sqrt(-2 ln u1)
     torch.bitwise_and(h, 0xFFFF, out=tmp)
-    torch.add(tmp, 1, out=r)  # int -> float
-    r.mul_(1.0 / 65536).log_().mul_((-2.0 * std.float().square())[:, None]).sqrt_()
-    # angle from the high half: u2 in [0, 1)
-    h.bitwise_right_shift_(16).bitwise_and_(0xFFFF)
+    r.copy_(tmp)  # int -> float by copy: mixed-dtype arithmetic is many times slower on CPU
+    r.add_(1.0).mul_(2.0**-16).log_().mul_((-2.0 * std.float().square())[:, None]).sqrt_()  # exact u1, log(1) = 0
+    # angle from the high 16 bits (arithmetic shift: a signed, uniform s): theta = 2 pi s / 2**16
     theta = out[:, :half]
-    torch.mul(h, 2 * math.pi / 65536, out=theta)
+    theta.copy_(h.bitwise_right_shift_(16))
+    theta.mul_(2 * math.pi / 65536)
     rest = n - half
     torch.sin(theta[:, :rest], out=out[:, half:])
     theta.cos_()

@@ -78,10 +78,11 @@ class _Workspace:
         """A float32 tensor for the caller. On CPU, a previous output nobody holds any more."""
         if device.type != "cpu":
             return torch.empty(shape, dtype=torch.float32, device=device)
-        for t in self._outs:
-            # 2 refs: our list and getrefcount's argument; 2 storage uses: t and the probe
-            if t.shape == shape and sys.getrefcount(t) == 2 and _storage_uses(t) == 2:
-                return t
+        for i in range(len(self._outs)):
+            # free when the only refs are our list and getrefcount's argument, and the only
+            # storage users are the tensor and the probe (no view of it survives either)
+            if self._outs[i].shape == shape and sys.getrefcount(self._outs[i]) == 2 and _storage_uses(self._outs[i]) == 2:
+                return self._outs[i]
         t = torch.empty(shape, dtype=torch.float32, device=device)
         self._outs = [o for o in self._outs if o.shape == shape][-1:] + [t]  # keep at most two
         return t
@@ -110,9 +111,9 @@ class TensorBackend:
             return out
         w = x
         a, b = (1.0 / 255, 0.0) if x.dtype == torch.uint8 else (1.0, 0.0)  # true value = a * w + b
-        if w.dtype not in (torch.uint8, torch.float32):
-            w = w.float()
         for n, step in enumerate(self.steps):
+            if step.kind != "flip" and w.dtype != torch.float32:
+                w = self._scratch(w, shape, dev).copy_(w)  # convert by copy: mixed-dtype math is slow on CPU
             last = n == len(self.steps) - 1
             dst = out if last and step.kind in ("contrast", "noise", "normalize") else self._scratch(w, shape, dev)
             w, a, b = getattr(self, "_" + step.kind)(step, w, a, b, params, dst)
@@ -125,52 +126,55 @@ class TensorBackend:
         first = self._ws.get("a", shape, torch.float32, dev)
         return self._ws.get("b", shape, torch.float32, dev) if w is first else first
 
+    def _is_scratch(self, w: Tensor) -> bool:
+        return any(w is self._ws.get(k, tuple(w.shape), torch.float32, w.device) for k in ("a", "b"))
+
     def _flip(self, step: _Step, w: Tensor, a: float, b: float, params: Params, dst: Tensor):
-        bsz, _, h, wd = w.shape
-        no = torch.zeros(bsz, dtype=torch.bool, device=w.device)
-        hflip, vflip = no, no
+        hflip = vflip = torch.zeros(w.shape[0], dtype=torch.bool, device=w.device)
         for i in step.indices:  # two flips of one axis cancel
             if isinstance(self.ops[i], HorizontalFlip):
                 hflip = hflip ^ params[i]["apply"]
             else:
                 vflip = vflip ^ params[i]["apply"]
-        if w.dtype == torch.uint8:  # flip the bytes: 4x less traffic than floats
-            dst = self._ws.get("u8", tuple(w.shape), torch.uint8, w.device)
+        if w.dtype != torch.float32:  # flip the input's own bytes: 4x less traffic than floats
+            dst = self._ws.get("flip", tuple(w.shape), w.dtype, w.device)
         return F.flip_gather(w, hflip, vflip, dst), a, b
 
     def _warp(self, step: _Step, w: Tensor, a: float, b: float, params: Params, dst: Tensor):
         bsz, _, h, wd = w.shape
-        m = torch.eye(3, device=w.device).expand(bsz, 3, 3)
+        one = torch.ones(bsz, device=w.device)
+        ax, bx, ay, by = one, one - 1, one, one - 1  # the run's matrix, axis by axis
         moved = torch.zeros(bsz, dtype=torch.bool, device=w.device)
         fill = 0.0
-        for i in step.indices:
+        for i in step.indices:  # later ops act on the output of earlier ones: compose maps
             op, p = self.ops[i], params[i]
             if isinstance(op, HorizontalFlip):
-                mi = F.hflip_matrix(p["apply"], wd)
+                (sx, tx), (sy, ty) = F.flip_axis(p["apply"], wd), (one, 0.0)
             elif isinstance(op, VerticalFlip):
-                mi = F.vflip_matrix(p["apply"], h)
+                (sx, tx), (sy, ty) = (one, 0.0), F.flip_axis(p["apply"], h)
             else:
-                mi, fill = F.zoom_matrix(p["scale"], p["apply"], h, wd), op.fill
-            m = mi @ m  # later ops act on the output of earlier ones
+                (sx, tx), (sy, ty), fill = F.zoom_axis(p["scale"], p["apply"], wd), F.zoom_axis(p["scale"], p["apply"], h), op.fill
+            ax, bx, ay, by = sx * ax, sx * bx + tx, sy * ay, sy * by + ty
             moved |= p["apply"]
         # outside the image must read as ``fill``: shift values so fill sits at 0 in w-units
         c = (fill - b) / a
         src = w
-        if c != 0.0 or w.dtype != torch.float32:
-            src = self._ws.get("warp_in", tuple(w.shape), torch.float32, w.device)
+        if c != 0.0:
+            src = w if self._is_scratch(w) else self._ws.get("warp_in", tuple(w.shape), torch.float32, w.device)
             torch.sub(w, c, out=src)
         grid = self._ws.get("grid", (bsz, h, wd, 2), torch.float32, w.device)
         if w.device.type == "cpu":  # selection is free on the host: warp only moved samples
             idx = moved.nonzero().squeeze(1)
             if len(idx) == bsz:
-                F.warp_axis_aligned(src, m, dst, grid)
+                F.warp_axis_aligned(src, ax, bx, ay, by, dst, grid)
             else:
                 dst.copy_(src)
                 if len(idx):
-                    sub = F.warp_axis_aligned(src[idx], m[idx], torch.empty_like(src[idx]), grid[: len(idx)])
+                    sub = torch.empty_like(src[idx])
+                    F.warp_axis_aligned(src[idx], ax[idx], bx[idx], ay[idx], by[idx], sub, grid[: len(idx)])
                     dst.index_copy_(0, idx, sub)
         else:  # no host sync: warp all, keep unmoved samples bit-exact
-            F.warp_axis_aligned(src, m, dst, grid)
+            F.warp_axis_aligned(src, ax, bx, ay, by, dst, grid)
             torch.where(moved[:, None, None, None], dst, src, out=dst)
         return dst, a, b + a * c
 
@@ -212,9 +216,11 @@ class TensorBackend:
 
 
 def _affine(w: Tensor, scale: Tensor | float, shift: Tensor | float, out: Tensor) -> Tensor:
-    """out = w * scale + shift in one pass where possible."""
-    if w.dtype == torch.float32 and isinstance(scale, Tensor):
-        return torch.addcmul(torch.as_tensor(shift, device=w.device), w, scale, out=out)
+    """out = w * scale + shift, in one pass where possible."""
+    if w.dtype != out.dtype:
+        w = out.copy_(w)  # convert by copy: mixed-dtype arithmetic is slow on CPU
+    if isinstance(scale, Tensor) and isinstance(shift, Tensor):
+        return torch.addcmul(shift, w, scale, out=out)
     torch.mul(w, scale, out=out)
     if isinstance(shift, Tensor) or shift:
         out.add_(shift)
