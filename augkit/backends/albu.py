@@ -263,10 +263,11 @@ def normal_field_np(seed: int, std: float, n: int) -> np.ndarray:
     np.log(r, out=r)
     r *= np.float32(-2.0 * np.float32(std) ** 2)
     np.sqrt(r, out=r)
-    h >>= np.uint32(16)  # angle from the high half: u2 in [0, 1)
+    s = h.view(np.int32)
+    s >>= 16  # angle from the high half, as a signed 16-bit s: theta = 2 pi s / 2**16
     out = np.empty(n, dtype=np.float32)
     theta = out[:half]
-    np.multiply(h, np.float32(2 * math.pi / 65536), out=theta, casting="unsafe")
+    np.multiply(s, np.float32(2 * math.pi / 65536), out=theta, casting="unsafe")
     rest = n - half
     np.sin(theta[:rest], out=out[half:])
     np.cos(theta, out=theta)
