@@ -8,6 +8,7 @@ kept as (B,) tensors ``a`` and ``b`` per axis; composing ops composes those maps
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -56,6 +57,11 @@ def flip_gather(img: Tensor, hflip: Tensor, vflip: Tensor, out: Tensor) -> Tenso
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def _ramp(n: int, device: torch.device) -> Tensor:
+    return torch.arange(n, dtype=torch.float32, device=device)
+
+
 def warp_axis_aligned(img: Tensor, ax: Tensor, bx: Tensor, ay: Tensor, by: Tensor, out: Tensor, grid: Tensor) -> Tensor:
     """Bilinear warp by the per-sample matrix [[ax, 0, bx], [0, ay, by], [0, 0, 1]]; outside reads 0.
 
@@ -64,11 +70,9 @@ def warp_axis_aligned(img: Tensor, ax: Tensor, bx: Tensor, ay: Tensor, by: Tenso
     Shape: img (B, C, H, W) float32 -> out (B, C, H, W); grid is a (B, H, W, 2) float buffer.
     """
     b, _, h, w = img.shape
-    xs = torch.arange(w, device=img.device, dtype=torch.float32)
-    ys = torch.arange(h, device=img.device, dtype=torch.float32)
     # output pixel j reads input (j - b) / a; grid_sample wants (2 * src + 1) / size - 1
-    gx = (xs[None] - bx[:, None]).mul_((2 / w) / ax[:, None]).add_(1 / w - 1)  # (B, W)
-    gy = (ys[None] - by[:, None]).mul_((2 / h) / ay[:, None]).add_(1 / h - 1)  # (B, H)
+    gx = (_ramp(w, img.device)[None] - bx[:, None]).mul_((2 / w) / ax[:, None]).add_(1 / w - 1)  # (B, W)
+    gy = (_ramp(h, img.device)[None] - by[:, None]).mul_((2 / h) / ay[:, None]).add_(1 / h - 1)  # (B, H)
     torch.stack((gx[:, None, :].expand(b, h, w), gy[:, :, None].expand(b, h, w)), dim=-1, out=grid)
     # bilinear (0), zero padding (0), align_corners=False: the kernel Kornia's warp_affine calls
     return torch.ops.aten.grid_sampler_2d.out(img, grid, 0, 0, False, out=out)
@@ -91,9 +95,11 @@ def grey_mean(img: Tensor) -> Tensor:
 
 
 # Counter-based Gaussian noise: each sample's field is a pure function of (seed, element
-# index), as JAX's threefry or CUDA's Philox, so it is the same for any batch split and
-# replays from a (B,) int64 seed. murmur3's 32-bit finalizer hashes the counter; Box-Muller
-# turns the two 16-bit halves of each hash into two normals.
+# index), as with JAX's threefry or CUDA's Philox, so it is the same for any batch split and
+# replays from a (B,) int64 seed. Element e of sample b hashes fmix32(fmix32((e + 1) * golden)
+# + seed_b) with murmur3's 32-bit finalizer: the inner hash (cached per size) makes two seeds
+# give unrelated fields rather than shifted copies of one. Box-Muller turns the two 16-bit
+# halves of each hash into two normals.
 _GOLDEN = 0x9E3779B9 - 2**32  # constants as int32 bit patterns
 _M1 = 0x85EBCA6B - 2**32
 _M2 = 0xC2B2AE35 - 2**32
@@ -108,6 +114,13 @@ def _fmix32_(h: Tensor, tmp: Tensor) -> Tensor:
         if mult is not None:
             h.mul_(mult)
     return h
+
+
+@functools.lru_cache(maxsize=16)
+def _hashed_counter(half: int, device: torch.device) -> Tensor:
+    """fmix32((e + 1) * golden) for e < half, int32: the key-free half of the noise hash."""
+    h = torch.arange(1, half + 1, dtype=torch.int32, device=device).mul_(_GOLDEN)
+    return _fmix32_(h, torch.empty_like(h))
 
 
 def normal_field(seed: Tensor, std: Tensor, out: Tensor, work: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor:
@@ -126,9 +139,7 @@ def normal_field(seed: Tensor, std: Tensor, out: Tensor, work: tuple[Tensor, Ten
             torch.empty(b, half, dtype=torch.float32, device=dev),
         )
     h, tmp, r = work
-    key = _fmix32_((seed.to(torch.int64) & 0x7FFFFFFF).to(torch.int32).mul_(_M2), torch.empty(b, dtype=torch.int32, device=dev))
-    counter = torch.arange(half, dtype=torch.int32, device=dev).mul_(_GOLDEN)  # (half,)
-    torch.add(counter[None, :], key[:, None], out=h)
+    torch.add(_hashed_counter(half, dev)[None, :], seed.to(torch.int32)[:, None], out=h)
     _fmix32_(h, tmp)
     # radius from the low 16 bits t: u1 = (t + 1) / 2**16 in (0, 1], r = std * sqrt(-2 ln u1)
     torch.bitwise_and(h, 0xFFFF, out=tmp)

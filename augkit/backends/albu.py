@@ -251,9 +251,9 @@ def normal_field_np(seed: int, std: float, n: int) -> np.ndarray:
     half = (n + 1) // 2
     counter = _COUNTERS.get(half)
     if counter is None:
-        counter = _COUNTERS[half] = np.arange(half, dtype=np.uint32) * _GOLDEN
-    k = np.array([int(seed) & 0x7FFFFFFF], dtype=np.uint32) * _M2
-    h = counter + _fmix32_np(k, np.empty_like(k))[0]
+        c = np.arange(1, half + 1, dtype=np.uint32) * _GOLDEN
+        counter = _COUNTERS[half] = _fmix32_np(c, np.empty_like(c))
+    h = counter + np.uint32(int(seed) & 0x7FFFFFFF)
     tmp = np.empty_like(h)
     _fmix32_np(h, tmp)
     np.bitwise_and(h, np.uint32(0xFFFF), out=tmp)  # radius from the low half: u1 in (0, 1]

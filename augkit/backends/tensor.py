@@ -142,20 +142,23 @@ class TensorBackend:
 
     def _warp(self, step: _Step, w: Tensor, a: float, b: float, params: Params, dst: Tensor):
         bsz, _, h, wd = w.shape
-        one = torch.ones(bsz, device=w.device)
-        ax, bx, ay, by = one, one - 1, one, one - 1  # the run's matrix, axis by axis
+        x_map = y_map = None  # the run's matrix, axis by axis: u -> a * u + b, None = identity
         moved = torch.zeros(bsz, dtype=torch.bool, device=w.device)
         fill = 0.0
         for i in step.indices:  # later ops act on the output of earlier ones: compose maps
             op, p = self.ops[i], params[i]
-            if isinstance(op, HorizontalFlip):
-                (sx, tx), (sy, ty) = F.flip_axis(p["apply"], wd), (one, 0.0)
-            elif isinstance(op, VerticalFlip):
-                (sx, tx), (sy, ty) = (one, 0.0), F.flip_axis(p["apply"], h)
-            else:
-                (sx, tx), (sy, ty), fill = F.zoom_axis(p["scale"], p["apply"], wd), F.zoom_axis(p["scale"], p["apply"], h), op.fill
-            ax, bx, ay, by = sx * ax, sx * bx + tx, sy * ay, sy * by + ty
+            if not isinstance(op, VerticalFlip):
+                m = F.flip_axis(p["apply"], wd) if isinstance(op, HorizontalFlip) else F.zoom_axis(p["scale"], p["apply"], wd)
+                x_map = _then(x_map, m)
+            if not isinstance(op, HorizontalFlip):
+                m = F.flip_axis(p["apply"], h) if isinstance(op, VerticalFlip) else F.zoom_axis(p["scale"], p["apply"], h)
+                y_map = _then(y_map, m)
+            if isinstance(op, Zoom):
+                fill = op.fill
             moved |= p["apply"]
+        one = torch.ones(bsz, device=w.device)
+        ax, bx = x_map or (one, one - 1)
+        ay, by = y_map or (one, one - 1)
         # outside the image must read as ``fill``: shift values so fill sits at 0 in w-units
         c = (fill - b) / a
         src = w
@@ -213,6 +216,14 @@ class TensorBackend:
         scale = (a / std)[None, :, None, None]
         shift = ((b - mean) / std)[None, :, None, None]
         return _affine(w, scale, shift, dst), 1.0, 0.0
+
+
+def _then(first: tuple[Tensor, Tensor] | None, then: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """Compose axis maps: apply ``first`` (None = identity), then ``then``."""
+    if first is None:
+        return then
+    (a1, b1), (a2, b2) = first, then
+    return a2 * a1, a2 * b1 + b2
 
 
 def _affine(w: Tensor, scale: Tensor | float, shift: Tensor | float, out: Tensor) -> Tensor:
