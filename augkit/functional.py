@@ -67,15 +67,19 @@ def warp_axis_aligned(img: Tensor, ax: Tensor, bx: Tensor, ay: Tensor, by: Tenso
 
     The matrix maps input to output pixel coordinates (each argument is (B,)). With no
     rotation or shear the sampling grid is two 1-D ramps, far cheaper than ``affine_grid``.
-    Shape: img (B, C, H, W) float32 -> out (B, C, H, W); grid is a (B, H, W, 2) float buffer.
+    Shape: img (B, C, H, W) float32 -> (B, C, H, W), written to ``out`` on CPU; ``grid`` is a
+    (B, H, W, 2) float32 buffer.
     """
     b, _, h, w = img.shape
     # output pixel j reads input (j - b) / a; grid_sample wants (2 * src + 1) / size - 1
     gx = (_ramp(w, img.device)[None] - bx[:, None]).mul_((2 / w) / ax[:, None]).add_(1 / w - 1)  # (B, W)
     gy = (_ramp(h, img.device)[None] - by[:, None]).mul_((2 / h) / ay[:, None]).add_(1 / h - 1)  # (B, H)
     torch.stack((gx[:, None, :].expand(b, h, w), gy[:, :, None].expand(b, h, w)), dim=-1, out=grid)
-    # bilinear (0), zero padding (0), align_corners=False: the kernel Kornia's warp_affine calls
-    return torch.ops.aten.grid_sampler_2d.out(img, grid, 0, 0, False, out=out)
+    # bilinear (0), zero padding (0), align_corners=False: the kernel Kornia's warp_affine calls.
+    # On CPU write into the reused ``out`` (fresh pages fault); elsewhere allocation is cheap.
+    if img.device.type == "cpu":
+        return torch.ops.aten.grid_sampler_2d.out(img, grid, 0, 0, False, out=out)
+    return torch.grid_sampler_2d(img, grid, 0, 0, False)
 
 
 def grey_mean(img: Tensor) -> Tensor:

@@ -204,6 +204,18 @@ def test_outputs_are_not_overwritten_by_later_calls(photos, seed_pipe):
     assert torch.equal(y1, keep) and torch.equal(view, snapshot)
 
 
+def test_sync_free_warp_path_matches_host_path(photos, monkeypatch):
+    """The branch CUDA takes (warp all, then keep unmoved samples) gives the CPU branch's result."""
+    import augkit.backends.tensor as tb
+
+    x = chw(photos["coffee"][:64, :80])[None].repeat(12, 1, 1, 1)
+    pipe = ak.Pipeline([ak.HorizontalFlip(), ak.Zoom(p=0.5, fill=0.3), ak.Contrast()], seed=4)
+    p = pipe.sample(12)
+    host = pipe(x, params=p).clone()
+    monkeypatch.setattr(tb, "_host_selects", lambda device: False)
+    assert torch.equal(pipe(x, params=p), host)
+
+
 @cuda
 def test_cuda_matches_cpu(photos, seed_pipe):
     x = chw(photos["astronaut"][:128, :160])[None].repeat(8, 1, 1, 1)

@@ -166,10 +166,10 @@ class TensorBackend:
             src = w if self._is_scratch(w) else self._ws.get("warp_in", tuple(w.shape), torch.float32, w.device)
             torch.sub(w, c, out=src)
         grid = self._ws.get("grid", (bsz, h, wd, 2), torch.float32, w.device)
-        if w.device.type == "cpu":  # selection is free on the host: warp only moved samples
+        if _host_selects(w.device):  # selection is free on the host: warp only moved samples
             idx = moved.nonzero().squeeze(1)
             if len(idx) == bsz:
-                F.warp_axis_aligned(src, ax, bx, ay, by, dst, grid)
+                dst = F.warp_axis_aligned(src, ax, bx, ay, by, dst, grid)
             else:
                 dst.copy_(src)
                 if len(idx):
@@ -177,8 +177,7 @@ class TensorBackend:
                     F.warp_axis_aligned(src[idx], ax[idx], bx[idx], ay[idx], by[idx], sub, grid[: len(idx)])
                     dst.index_copy_(0, idx, sub)
         else:  # no host sync: warp all, keep unmoved samples bit-exact
-            F.warp_axis_aligned(src, ax, bx, ay, by, dst, grid)
-            torch.where(moved[:, None, None, None], dst, src, out=dst)
+            dst = torch.where(moved[:, None, None, None], F.warp_axis_aligned(src, ax, bx, ay, by, dst, grid), src)
         return dst, a, b + a * c
 
     def _contrast(self, step: _Step, w: Tensor, a: float, b: float, params: Params, dst: Tensor):
@@ -216,6 +215,11 @@ class TensorBackend:
         scale = (a / std)[None, :, None, None]
         shift = ((b - mean) / std)[None, :, None, None]
         return _affine(w, scale, shift, dst), 1.0, 0.0
+
+
+def _host_selects(device: torch.device) -> bool:
+    """Whether picking samples by a mask is free (no device sync): on the CPU."""
+    return device.type == "cpu"
 
 
 def _then(first: tuple[Tensor, Tensor] | None, then: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
