@@ -227,3 +227,11 @@ def test_cuda_matches_cpu(photos, seed_pipe):
     y, pg = seed_pipe(x.cuda(), return_params=True)
     assert all(t.device.type == "cuda" for v in pg.values for t in v.values())
     assert torch.equal(seed_pipe(x.cuda(), params=pg), y)
+
+
+def test_scratch_memory_is_bounded_over_many_shapes():
+    pipe = ak.default_pipeline()
+    for s in range(8, 40):
+        pipe(torch.zeros(2, 3, s, s + 1, dtype=torch.uint8))
+    ws = pipe._tensor._ws
+    assert len(ws._bufs) <= ws.MAX_BUFFERS and len(ws._outs) <= 2

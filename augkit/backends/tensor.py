@@ -12,6 +12,7 @@ faults on fresh 224x224 outputs cost more than the arithmetic.
 from __future__ import annotations
 
 import sys
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -63,8 +64,10 @@ def plan(ops: list[Op]) -> list[_Step]:
 class _Workspace:
     """Scratch buffers keyed by name, shape, dtype and device; reused across calls."""
 
+    MAX_BUFFERS = 16  # a stream of ever-new shapes must not grow memory without bound
+
     def __init__(self) -> None:
-        self._bufs: dict[tuple, Tensor] = {}
+        self._bufs: OrderedDict[tuple, Tensor] = OrderedDict()
         self._outs: list[Tensor] = []
 
     def get(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -72,6 +75,9 @@ class _Workspace:
         buf = self._bufs.get(key)
         if buf is None:
             buf = self._bufs[key] = torch.empty(shape, dtype=dtype, device=device)
+            if len(self._bufs) > self.MAX_BUFFERS:
+                self._bufs.popitem(last=False)
+        self._bufs.move_to_end(key)
         return buf
 
     def output(self, shape: tuple[int, ...], device: torch.device) -> Tensor:
