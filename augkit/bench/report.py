@@ -48,7 +48,7 @@ def format_table(result: dict[str, Any]) -> str:
                          f"{_fmt(r['pct_bound'], '.1f'):>8}  {status}{r['note']}")
     lines += ["", "Memory-bandwidth bound (uint8 read + float32 write, float32.copy_(uint8), reused buffer)"]
     for s, b in bound.items():
-        lines.append(f"{s:>5} {b['img_s']:>14,.0f} img/s  {b['gb_s']:.1f} GB/s  (batch {b['batch_size']})")
+        lines.append(f"{s:>5} {b['img_s']:>14,.0f} img/s  {b['gb_s']:.2f} GB/s  (batch {b['batch_size']})")
     lines += ["", "Targets"] + [_target_line(t) for t in result["targets"]]
     return "\n".join(lines)
 
@@ -76,7 +76,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         out.append("")
     out += ["**Memory-bandwidth bound** (`torch.empty(float32).copy_(uint8)` into a reused buffer, same shape)", "",
             "| size | img/s | GB/s |", "|---:|---:|---:|"]
-    out += [f"| {b['size']} | {b['img_s']:,.0f} | {b['gb_s']:.1f} |" for b in result["bounds"]]
+    out += [f"| {b['size']} | {b['img_s']:,.0f} | {b['gb_s']:.2f} |" for b in result["bounds"]]
     out += ["", "**Targets**", ""] + [f"-{_target_line(t)[1:]}" for t in result["targets"]]
     return "\n".join(out) + "\n"
 
