@@ -19,6 +19,31 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _csv(kind: type, name: str):
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(kind(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a comma-separated list, got {text!r}") from None
+
+    return parse
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import bench
+
+    r = bench(sizes=args.sizes, batch_size=args.batch_size, device=args.device, peers=args.peers, repeats=args.repeats,
+              warmup=args.warmup, json=args.json, markdown=args.markdown, plot=args.plot, quick=args.quick,
+              log=lambda s: print(s, flush=True))
+    from .bench import format_table
+
+    print()
+    print(format_table(r))
+    for path in r["written"]:
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="augkit", description="Fast batched data augmentation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -29,6 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("bench", help="time augkit side by side with Kornia, Albumentations, plain torch (docs/benchmarks.md)")
+    p.add_argument("--sizes", type=_csv(int, "--sizes"), default=(32, 224), help="image sides, e.g. 32,224")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--peers", type=_csv(str, "--peers"), default=("kornia", "albumentations", "torch", "torchvision"),
+                   help="subset of kornia,albumentations,torch,torchvision")
+    p.add_argument("--repeats", type=int, default=None, help="timed calls per case, median reported (default 10, quick 5)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed calls first (default 3, quick 1)")
+    p.add_argument("--json", default=None, help="write the results as JSON here")
+    p.add_argument("--markdown", default=None, help="write the tables as markdown here")
+    p.add_argument("--plot", default=None, help="write a log-scale bar chart (PNG) here")
+    p.add_argument("--quick", action="store_true", help="fewer repeats and batches (a smoke run, < 60 s on 2 cores)")
+    p.set_defaults(func=_bench)
     return parser
 
 
