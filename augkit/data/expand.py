@@ -424,43 +424,46 @@ class _Job:
     def run(self, todo: list[tuple[str, list[tuple[int, str]]]], total: int, progress: bool) -> None:
         from tqdm import tqdm
 
-        if self.workers:
+        if self.workers:  # workers only decode and encode (PIL, numpy): forking is safe on Linux
             method = "fork" if sys.platform.startswith("linux") else "spawn"
-            pool = multiprocessing.get_context(method).Pool(self.workers)
+            self.pool = multiprocessing.get_context(method).Pool(self.workers)
         else:
-            pool = _Inline()
-        self.pool = pool
+            self.pool = _Inline()
         self.bar = tqdm(total=total, unit="img", desc="augkit expand", disable=not progress, smoothing=0.1)
-        with open(self.manifest_path, "a") as self.manifest:
-            try:
-                decodes: deque = deque()
-                items = iter(todo)
-                while True:
-                    while len(decodes) < max(2, 2 * self.workers):
-                        item = next(items, None)
-                        if item is None:
-                            break
-                        decodes.append((item, pool.apply_async(_decode, (str(self.src / item[0]),))))
-                    if not decodes:
-                        break
-                    (source, pending), result = decodes.popleft()
-                    pixels, err = result.get()
-                    if err is not None:
-                        self._failed(source, err)
-                        continue
-                    self._add(source, pending, pixels)
-                    self._collect()
-                for shape in list(self.buckets):
-                    while self.buckets.get(shape):
-                        self._augment(shape)
-                self._collect(wait_all=True)
-                pool.close()
-                pool.join()
-            except BaseException:
-                pool.terminate()
-                raise
-            finally:
-                self.bar.close()
+        self.manifest = os.open(self.manifest_path, os.O_WRONLY | os.O_APPEND)
+        try:
+            self._loop(todo)
+            self.pool.close()
+            self.pool.join()
+        except BaseException:
+            self.pool.terminate()
+            raise
+        finally:
+            self.bar.close()
+            os.close(self.manifest)
+
+    def _loop(self, todo: list[tuple[str, list[tuple[int, str]]]]) -> None:
+        decodes: deque = deque()
+        items = iter(todo)
+        while True:
+            while len(decodes) < max(2, 2 * self.workers):  # keep the decoders busy, memory bounded
+                item = next(items, None)
+                if item is None:
+                    break
+                decodes.append((item, self.pool.apply_async(_decode, (str(self.src / item[0]),))))
+            if not decodes:
+                break
+            (source, pending), result = decodes.popleft()
+            pixels, err = result.get()
+            if err is not None:
+                self._failed(source, err)
+                continue
+            self._add(source, pending, pixels)
+            self._collect()
+        for shape in list(self.buckets):
+            while self.buckets.get(shape):
+                self._augment(shape)
+        self._collect(wait_all=True)
 
     def _failed(self, source: str, err: str) -> None:
         if self.on_error == "fail":
@@ -514,5 +517,4 @@ class _Job:
 
     def _record(self, entry: dict[str, Any]) -> None:
         self.entries.append(entry)
-        self.manifest.write(json.dumps(entry, sort_keys=True) + "\n")
-        self.manifest.flush()
+        os.write(self.manifest, (json.dumps(entry, sort_keys=True) + "\n").encode())  # one write: whole lines only
