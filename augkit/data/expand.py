@@ -11,7 +11,6 @@ See docs/expand.md.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import multiprocessing
 import os
@@ -28,13 +27,25 @@ import torch
 
 from ..ops import Normalize
 from ..pipeline import Pipeline, default_pipeline
+from ._expand_files import (
+    FORMATS,
+    INFO,
+    MANIFEST,
+    Inline,
+    check_config,
+    decode_image,
+    encode_write,
+    manifest_text,
+    merge_parts,
+    part_name,
+    read_manifest,
+    sha256_file,
+    write_atomic,
+)
 
 __all__ = ["expand", "ExpandSummary", "ExpandError", "copy_key", "output_name", "parse_shard", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
-FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
-MANIFEST = "manifest.jsonl"
-INFO = "augkit-expand.json"
 
 
 class ExpandError(RuntimeError):
@@ -118,154 +129,6 @@ def list_images(src: Path) -> list[str]:
             if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS):
                 found.append(f if rel == "." else f"{rel}/{f}")
     return sorted(found)
-
-
-# worker side: decode, encode, atomic write (no torch) ---------------------------------------------
-def _decode(path: str) -> tuple[np.ndarray | None, str | None]:
-    """Image file -> (HWC uint8 RGB or HW uint8 grey, None), or (None, message) if unreadable."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            im.load()
-            im = im if im.mode in ("L", "RGB") else im.convert("RGB")
-            return np.asarray(im, dtype=np.uint8).copy(), None
-    except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError, DecompressionBombError)
-        return None, f"{type(e).__name__}: {e}"
-
-
-def _encode_write(pixels: np.ndarray, dst: str, out: str, tmp_dir: str, fmt: str, quality: int) -> str:
-    """Encode, write to ``tmp_dir``, rename onto ``dst/out`` atomically. Returns the sha256 hex."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    options = {"png": {"format": "PNG"}, "jpg": {"format": "JPEG", "quality": quality}, "webp": {"format": "WEBP", "quality": quality}}
-    Image.fromarray(pixels).save(buf, **options[fmt])
-    data = buf.getvalue()
-    target = os.path.join(dst, out)
-    tmp = os.path.join(tmp_dir, f"{os.getpid()}-{out.replace('/', '__')}")
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, target)
-    return hashlib.sha256(data).hexdigest()
-
-
-class _Now:
-    """Stands in for an AsyncResult when there are no workers."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def get(self) -> Any:
-        return self.value
-
-    def ready(self) -> bool:
-        return True
-
-
-class _Inline:
-    def apply_async(self, fn: Any, args: tuple) -> _Now:
-        return _Now(fn(*args))
-
-    def close(self) -> None: ...
-
-    def join(self) -> None: ...
-
-    def terminate(self) -> None: ...
-
-
-# manifest files -----------------------------------------------------------------------------------
-def _sort_key(entry: dict[str, Any]) -> tuple[str, int]:
-    return entry["source"], -1 if entry.get("copy") is None else entry["copy"]
-
-
-def _read_manifest(path: Path) -> list[dict[str, Any]]:
-    """Entries of a manifest; a line cut short by a crash is ignored."""
-    if not path.is_file():
-        return []
-    entries = []
-    for line in path.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(entry, dict) and "source" in entry:
-            entries.append(entry)
-    return entries
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _manifest_text(entries: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(e, sort_keys=True) + "\n" for e in sorted(entries, key=_sort_key))
-
-
-def _sha256(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
-def _part(name: str, shard: tuple[int, int]) -> str:
-    stem, ext = name.rsplit(".", 1)
-    return f"{stem}.part-{shard[0]}-of-{shard[1]}.{ext}"
-
-
-def _check_config(dst: Path, config: dict[str, Any], overwrite: bool) -> None:
-    """Refuse a DST made with other settings (unless ``overwrite``: then forget its manifests)."""
-    ours = sorted(dst.glob("augkit-expand*.json")) + sorted(dst.glob("manifest*.jsonl"))
-    if overwrite:
-        for p in ours:
-            p.unlink()
-        return
-    for p in ours:
-        if p.suffix != ".json":
-            continue
-        try:
-            old = json.loads(p.read_text())["config"]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"cannot read {p} ({type(e).__name__}: {e}); pass overwrite=True (--overwrite) to replace it") from None
-        diff = sorted(k for k in set(config) | set(old) if config.get(k) != old.get(k))
-        if diff:
-            raise ValueError(
-                f"DST {str(dst)!r} was made with different settings ({', '.join(diff)} differ, see {p.name}); "
-                "pass overwrite=True (--overwrite) to replace it, or choose another DST"
-            )
-
-
-def _merge(dst: Path, config: dict[str, Any], n_shards: int, n_sources: int, version: str) -> bool:
-    """If every shard of ``n_shards`` is complete with ``config``, write the merged manifest and info."""
-    infos, entries = [], []
-    for i in range(n_shards):
-        try:
-            info = json.loads((dst / _part(INFO, (i, n_shards))).read_text())
-        except (OSError, ValueError):
-            return False
-        if info.get("status") != "complete" or info.get("config") != config:
-            return False
-        infos.append(info)
-        entries += _read_manifest(dst / _part(MANIFEST, (i, n_shards)))
-    unique = {(e["source"], e.get("copy"), e.get("output")): e for e in entries}
-    entries = sorted(unique.values(), key=_sort_key)
-    errors = [{"source": e["source"], "error": e["error"]} for e in entries if "error" in e]
-    merged = {
-        "augkit_version": version,
-        "config": config,
-        "counts": {"sources": n_sources, "outputs": len(entries) - len(errors), "errors": len(errors)},
-        "errors": errors,
-    }
-    _write_atomic(dst / MANIFEST, _manifest_text(entries))
-    _write_atomic(dst / INFO, json.dumps(merged, indent=2, sort_keys=True) + "\n")
-    if n_shards == 1:  # one shard: the merged files say it all
-        for name in (MANIFEST, INFO):
-            (dst / _part(name, (0, 1))).unlink(missing_ok=True)
-    return True
 
 
 # the job ------------------------------------------------------------------------------------------
@@ -362,7 +225,7 @@ def expand(
         "quality": None if format == "png" else quality,
     }
     dst.mkdir(parents=True, exist_ok=True)
-    _check_config(dst, config, overwrite)
+    check_config(dst, config, overwrite)
     tmp_dir = dst / f".augkit-tmp-{shard[0]}-of-{shard[1]}"
     shutil.rmtree(tmp_dir, ignore_errors=True)  # leftovers of a killed run
     tmp_dir.mkdir()
@@ -370,25 +233,25 @@ def expand(
     # resume: outputs the manifests list whose file still has the recorded sha256
     known = {}
     for p in sorted(dst.glob("manifest*.jsonl")):
-        for e in _read_manifest(p):
+        for e in read_manifest(p):
             if "sha256" in e:
                 known[e["output"]] = e
-    part_manifest, part_info = dst / _part(MANIFEST, shard), dst / _part(INFO, shard)
+    part_manifest, part_info = dst / part_name(MANIFEST, shard), dst / part_name(INFO, shard)
     done, todo = [], []
     for s in mine:
         pending = []
         for k in ks:
             out = output_name(s, k, format)
             e = known.get(out)
-            if e and e["source"] == s and e["copy"] == k and _sha256(dst / out) == e["sha256"]:
+            if e and e["source"] == s and e["copy"] == k and sha256_file(dst / out) == e["sha256"]:
                 done.append(e)
             else:
                 pending.append((k, out))
         if pending:
             todo.append((s, pending))
     info = {"augkit_version": __version__, "config": config, "shard": list(shard), "status": "running"}
-    _write_atomic(part_info, json.dumps(info, indent=2, sort_keys=True) + "\n")
-    _write_atomic(part_manifest, _manifest_text(done))
+    write_atomic(part_info, json.dumps(info, indent=2, sort_keys=True) + "\n")
+    write_atomic(part_manifest, manifest_text(done))
 
     n_todo = sum(len(p) for _, p in todo)
     job = _Job(pipe, seed, dev, src, dst, tmp_dir, format, quality, batch_size, workers, part_manifest, on_error)
@@ -396,11 +259,11 @@ def expand(
         job.run(todo, n_todo, progress)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    _write_atomic(part_manifest, _manifest_text(done + job.entries))
+    write_atomic(part_manifest, manifest_text(done + job.entries))
     errors = tuple(sorted((e["source"], e["error"]) for e in job.entries if "error" in e))
     info.update(status="complete", counts={"sources": len(mine), "outputs": len(done) + job.written, "errors": len(errors)})
-    _write_atomic(part_info, json.dumps(info, indent=2, sort_keys=True) + "\n")
-    merged = _merge(dst, config, shard[1], len(sources), __version__)
+    write_atomic(part_info, json.dumps(info, indent=2, sort_keys=True) + "\n")
+    merged = merge_parts(dst, config, shard[1], len(sources), __version__)
     seconds = time.perf_counter() - start
     return ExpandSummary(
         str(src), str(dst), shard, str(dev), len(mine), job.written, len(done), errors, seconds, job.written / seconds, merged
@@ -428,9 +291,12 @@ class _Job:
             method = "fork" if sys.platform.startswith("linux") else "spawn"
             self.pool = multiprocessing.get_context(method).Pool(self.workers)
         else:
-            self.pool = _Inline()
+            self.pool = Inline()
         self.bar = tqdm(total=total, unit="img", desc="augkit expand", disable=not progress, smoothing=0.1)
         self.manifest = os.open(self.manifest_path, os.O_WRONLY | os.O_APPEND)
+        threads = torch.get_num_threads()
+        if self.dev.type == "cpu" and self.workers:  # leave the cores to the workers: no oversubscription
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) - self.workers))
         try:
             self._loop(todo)
             self.pool.close()
@@ -439,6 +305,7 @@ class _Job:
             self.pool.terminate()
             raise
         finally:
+            torch.set_num_threads(threads)
             self.bar.close()
             os.close(self.manifest)
 
@@ -450,7 +317,7 @@ class _Job:
                 item = next(items, None)
                 if item is None:
                     break
-                decodes.append((item, self.pool.apply_async(_decode, (str(self.src / item[0]),))))
+                decodes.append((item, self.pool.apply_async(decode_image, (str(self.src / item[0]),))))
             if not decodes:
                 break
             (source, pending), result = decodes.popleft()
@@ -500,7 +367,7 @@ class _Job:
 
     def _encode(self, pixels: np.ndarray, entry: dict[str, Any]) -> None:
         args = (pixels, str(self.dst), entry["output"], str(self.tmp_dir), self.fmt, self.quality)
-        self.encodes.append((entry, self.pool.apply_async(_encode_write, args)))
+        self.encodes.append((entry, self.pool.apply_async(encode_write, args)))
         self._collect()
 
     def _collect(self, wait_all: bool = False) -> None:
