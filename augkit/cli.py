@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst", help="output folder (mirrors SRC's layout), outside SRC")
     p.add_argument("--copies", type=int, required=True, help="augmented copies per image (>= 1)")
     p.add_argument("--pipeline", default=None, help="pipeline YAML file (default: augkit.default_pipeline(seed))")
-    p.add_argument("--seed", type=int, default=None, help="keys every copy (default: the pipeline's seed, 0)")
+    p.add_argument("--seed", type=int, default=0, help="keys every copy (the pipeline file's own seed is not used)")
     p.add_argument("--include-original", action="store_true", help="also write each original as <stem>_orig.<ext>")
     p.add_argument("--shard", default="0/1", help="I/N: do images I, I+N, ... (0 <= I < N)")
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="decode/encode processes (0: none)")

@@ -122,7 +122,7 @@ def test_manifest_lists_every_output_with_params_and_sha256(src, reference):
         np.testing.assert_array_equal(decode(reference / e["output"]), want)
     assert len({e["key"] for e in entries}) == len(entries)
     info = json.loads((reference / "augkit-expand.json").read_text())
-    assert info["config"]["pipeline"] == pipe.to_dict() and info["config"]["seed"] == 3
+    assert info["config"]["pipeline"] == {"ops": pipe.to_dict()["ops"]} and info["config"]["seed"] == 3
     assert info["config"]["copies"] == COPIES and info["augkit_version"] == ak.__version__
     assert info["counts"] == {"sources": 8, "outputs": 8 * COPIES, "errors": 0} and info["errors"] == []
 
@@ -288,6 +288,15 @@ def test_pipeline_file_errors_name_the_file_and_key(src, tmp_path):
     ak.Pipeline([ak.VerticalFlip(p=1.0)], seed=0).to_yaml(good)
     assert main(["expand", str(src), str(tmp_path / "g"), "--copies", "1", "--pipeline", str(good), "--quiet"]) == 0
     np.testing.assert_array_equal(decode(tmp_path / "g" / "rocket" / "003_aug1.png"), decode(src / "rocket" / "003.png")[::-1])
+
+
+def test_pipeline_seed_plays_no_part(src, reference, tmp_path):
+    no_seed = tmp_path / "no_seed.yaml"  # Pipeline.from_yaml draws a random seed for it
+    no_seed.write_text(ak.default_pipeline(0).to_yaml().replace("seed: 0\n", ""))
+    expand(src, tmp_path / "d", copies=COPIES, seed=3, pipeline=no_seed, device="cpu")
+    assert tree(tmp_path / "d") == tree(reference)
+    s = expand(src, tmp_path / "d", copies=COPIES, seed=3, pipeline=ak.default_pipeline(99), device="cpu")
+    assert (s.written, s.skipped) == (0, 8 * COPIES)
 
 
 @cuda

@@ -105,9 +105,9 @@ def _pick_device(device: str) -> torch.device:
     raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}")
 
 
-def _load_pipeline(pipeline: Pipeline | str | Path | None, seed: int | None) -> Pipeline:
+def _load_pipeline(pipeline: Pipeline | str | Path | None, seed: int) -> Pipeline:
     if pipeline is None:
-        return default_pipeline(0 if seed is None else seed)
+        return default_pipeline(seed)
     if isinstance(pipeline, (str, Path)):
         if not Path(pipeline).is_file():
             raise FileNotFoundError(f"pipeline file {str(pipeline)!r} does not exist")
@@ -142,7 +142,7 @@ def expand(
     dst: str | Path,
     copies: int,
     pipeline: Pipeline | str | Path | None = None,
-    seed: int | None = None,
+    seed: int = 0,
     include_original: bool = False,
     shard: str | tuple[int, int] = (0, 1),
     workers: int = 0,
@@ -162,7 +162,7 @@ def expand(
         copies: augmented copies per image, >= 1.
         pipeline: a Pipeline, a YAML file path, or None for ``default_pipeline(seed)``.
             It must not contain Normalize.
-        seed: keys every copy (see ``copy_key``); None means the pipeline's own seed (0 by default).
+        seed: keys every copy (see ``copy_key``). The pipeline's own seed plays no part.
         include_original: also write the decoded original, re-encoded, as ``<stem>_orig.<ext>`` (copy 0).
         shard: ``"I/N"`` or ``(I, N)``: do the images at sorted positions I, I+N, I+2N, ...
         workers: processes that decode and encode; 0 does it in this process.
@@ -189,10 +189,9 @@ def expand(
     if on_error not in ("fail", "skip"):
         raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
     shard = parse_shard(shard)
-    pipe = _load_pipeline(pipeline, seed)
-    seed = pipe.seed if seed is None else seed
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int or None, got {seed!r}")
+        raise TypeError(f"seed must be an int, got {seed!r}")
+    pipe = _load_pipeline(pipeline, seed)
     dev = _pick_device(device)
 
     src, dst = Path(src), Path(dst)
@@ -217,7 +216,7 @@ def expand(
     from .. import __version__
 
     config = {
-        "pipeline": pipe.to_dict(),
+        "pipeline": {"ops": pipe.to_dict()["ops"]},  # its seed is unused: copies are keyed by ``seed``
         "seed": seed,
         "copies": copies,
         "include_original": include_original,
