@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 
@@ -64,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="keys every copy (the pipeline file's own seed is not used)")
     p.add_argument("--include-original", action="store_true", help="also write each original as <stem>_orig.<ext>")
     p.add_argument("--shard", default="0/1", help="I/N: do images I, I+N, ... (0 <= I < N)")
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="decode/encode processes (0: none)")
+    p.add_argument("--workers", type=int, default=None, help="decode/encode processes (0: none; default: min(8, CPUs))")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
     p.add_argument("--format", default="png", choices=["png", "jpg", "webp"])

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,7 @@ def read_manifest(path: Path) -> list[dict[str, Any]]:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # unique across hosts sharing DST
     tmp.write_text(text)
     os.replace(tmp, path)
 

@@ -145,7 +145,7 @@ def expand(
     seed: int = 0,
     include_original: bool = False,
     shard: str | tuple[int, int] = (0, 1),
-    workers: int = 0,
+    workers: int | None = None,
     batch_size: int = 32,
     device: str = "auto",
     format: str = "png",
@@ -165,7 +165,7 @@ def expand(
         seed: keys every copy (see ``copy_key``). The pipeline's own seed plays no part.
         include_original: also write the decoded original, re-encoded, as ``<stem>_orig.<ext>`` (copy 0).
         shard: ``"I/N"`` or ``(I, N)``: do the images at sorted positions I, I+N, I+2N, ...
-        workers: processes that decode and encode; 0 does it in this process.
+        workers: processes that decode and encode; 0 does it in this process; None: min(8, CPU count).
         batch_size: images augmented per call (does not change any output).
         device: "auto" (CUDA if available), "cpu" or "cuda[:i]"; outputs are byte-identical
             across runs on the same device type.
@@ -180,6 +180,8 @@ def expand(
         raise ValueError(f"copies must be an integer >= 1, got {copies!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if workers is None:
+        workers = min(8, os.cpu_count() or 1)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ValueError(f"workers must be an integer >= 0, got {workers!r}")
     if format not in FORMATS:
