@@ -92,8 +92,9 @@ def read_manifest(path: Path) -> list[dict[str, Any]]:
     return entries
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # unique across hosts sharing DST
+def write_atomic(path: Path, text: str, tmp_dir: Path) -> None:
+    """Write ``text`` to ``tmp_dir`` (same file system), then rename it onto ``path``."""
+    tmp = tmp_dir / f"{uuid.uuid4().hex}-{path.name}"
     tmp.write_text(text)
     os.replace(tmp, path)
 
@@ -136,7 +137,7 @@ def check_config(dst: Path, config: dict[str, Any], overwrite: bool) -> None:
             )
 
 
-def merge_parts(dst: Path, config: dict[str, Any], n_shards: int, n_sources: int, version: str) -> bool:
+def merge_parts(dst: Path, config: dict[str, Any], n_shards: int, n_sources: int, version: str, tmp_dir: Path) -> bool:
     """If every shard of ``n_shards`` is complete with ``config``, write the merged manifest and info."""
     infos, entries = [], []
     for i in range(n_shards):
@@ -157,8 +158,8 @@ def merge_parts(dst: Path, config: dict[str, Any], n_shards: int, n_sources: int
         "counts": {"sources": n_sources, "outputs": len(entries) - len(errors), "errors": len(errors)},
         "errors": errors,
     }
-    write_atomic(dst / MANIFEST, manifest_text(entries))
-    write_atomic(dst / INFO, json.dumps(merged, indent=2, sort_keys=True) + "\n")
+    write_atomic(dst / MANIFEST, manifest_text(entries), tmp_dir)
+    write_atomic(dst / INFO, json.dumps(merged, indent=2, sort_keys=True) + "\n", tmp_dir)
     if n_shards == 1:  # one shard: the merged files say it all
         for name in (MANIFEST, INFO):
             (dst / part_name(name, (0, 1))).unlink(missing_ok=True)

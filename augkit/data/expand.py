@@ -231,40 +231,40 @@ def expand(
     shutil.rmtree(tmp_dir, ignore_errors=True)  # leftovers of a killed run
     tmp_dir.mkdir()
 
-    # resume: outputs the manifests list whose file still has the recorded sha256
-    known = {}
-    for p in sorted(dst.glob("manifest*.jsonl")):
-        for e in read_manifest(p):
-            if "sha256" in e:
-                known[e["output"]] = e
-    part_manifest, part_info = dst / part_name(MANIFEST, shard), dst / part_name(INFO, shard)
-    done, todo = [], []
-    for s in mine:
-        pending = []
-        for k in ks:
-            out = output_name(s, k, format)
-            e = known.get(out)
-            if e and e["source"] == s and e["copy"] == k and sha256_file(dst / out) == e["sha256"]:
-                done.append(e)
-            else:
-                pending.append((k, out))
-        if pending:
-            todo.append((s, pending))
-    info = {"augkit_version": __version__, "config": config, "shard": list(shard), "status": "running"}
-    write_atomic(part_info, json.dumps(info, indent=2, sort_keys=True) + "\n")
-    write_atomic(part_manifest, manifest_text(done))
+    try:  # every temporary file of this shard lives in tmp_dir: gone when the run ends
+        # resume: outputs the manifests list whose file still has the recorded sha256
+        known = {}
+        for p in sorted(dst.glob("manifest*.jsonl")):
+            for e in read_manifest(p):
+                if "sha256" in e:
+                    known[e["output"]] = e
+        part_manifest, part_info = dst / part_name(MANIFEST, shard), dst / part_name(INFO, shard)
+        done, todo = [], []
+        for s in mine:
+            pending = []
+            for k in ks:
+                out = output_name(s, k, format)
+                e = known.get(out)
+                if e and e["source"] == s and e["copy"] == k and sha256_file(dst / out) == e["sha256"]:
+                    done.append(e)
+                else:
+                    pending.append((k, out))
+            if pending:
+                todo.append((s, pending))
+        info = {"augkit_version": __version__, "config": config, "shard": list(shard), "status": "running"}
+        write_atomic(part_info, json.dumps(info, indent=2, sort_keys=True) + "\n", tmp_dir)
+        write_atomic(part_manifest, manifest_text(done), tmp_dir)
 
-    n_todo = sum(len(p) for _, p in todo)
-    job = _Job(pipe, seed, dev, src, dst, tmp_dir, format, quality, batch_size, workers, part_manifest, on_error)
-    try:
+        n_todo = sum(len(p) for _, p in todo)
+        job = _Job(pipe, seed, dev, src, dst, tmp_dir, format, quality, batch_size, workers, part_manifest, on_error)
         job.run(todo, n_todo, progress)
+        write_atomic(part_manifest, manifest_text(done + job.entries), tmp_dir)
+        errors = tuple(sorted((e["source"], e["error"]) for e in job.entries if "error" in e))
+        info.update(status="complete", counts={"sources": len(mine), "outputs": len(done) + job.written, "errors": len(errors)})
+        write_atomic(part_info, json.dumps(info, indent=2, sort_keys=True) + "\n", tmp_dir)
+        merged = merge_parts(dst, config, shard[1], len(sources), __version__, tmp_dir)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    write_atomic(part_manifest, manifest_text(done + job.entries))
-    errors = tuple(sorted((e["source"], e["error"]) for e in job.entries if "error" in e))
-    info.update(status="complete", counts={"sources": len(mine), "outputs": len(done) + job.written, "errors": len(errors)})
-    write_atomic(part_info, json.dumps(info, indent=2, sort_keys=True) + "\n")
-    merged = merge_parts(dst, config, shard[1], len(sources), __version__)
     seconds = time.perf_counter() - start
     return ExpandSummary(
         str(src), str(dst), shard, str(dev), len(mine), job.written, len(done), errors, seconds, job.written / seconds, merged
@@ -274,7 +274,10 @@ def expand(
 class _Job:
     """The main loop: decodes in flight -> per-size buckets -> batched augment -> encodes in flight."""
 
-    def __init__(self, pipe, seed, dev, src, dst, tmp_dir, fmt, quality, batch_size, workers, manifest, on_error):
+    def __init__(
+        self, pipe: Pipeline, seed: int, dev: torch.device, src: Path, dst: Path, tmp_dir: Path, fmt: str,
+        quality: int, batch_size: int, workers: int, manifest: Path, on_error: str,
+    ) -> None:  # fmt: skip
         self.pipe, self.seed, self.dev, self.src, self.dst, self.tmp_dir = pipe, seed, dev, src, dst, tmp_dir
         self.fmt, self.quality, self.batch_size, self.workers = fmt, quality, batch_size, workers
         self.manifest_path, self.on_error = manifest, on_error
