@@ -173,27 +173,28 @@ def test_resume_after_sigkill_leaves_no_corrupt_file_and_finishes_identically(tm
     cmd = [sys.executable, "-m", "augkit.cli", "expand", str(src), str(dst), "--copies", "4", "--seed", "1"]
     cmd += ["--workers", "0", "--batch-size", "4", "--device", "cpu", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     part = dst / "manifest.part-0-of-1.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if part.is_file() and part.read_text().count("\n") >= 12:
-            break
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
-    assert not (dst / "manifest.jsonl").exists()
-    finished = {k: v for k, v in tree(dst).items() if not k.startswith(".augkit-tmp")}
-    images = [k for k in finished if k.endswith(".png")]
-    assert 12 <= len(images) < len(reference) - 2
-    for k in images:  # every image in DST is complete: the same bytes as the uninterrupted run's
-        assert finished[k] == reference[k], k
-    for line in part.read_text().splitlines():  # the manifest holds whole lines only
-        json.loads(line)
+    for lines in (12, 60):  # kill a first run, then the resumed run further on
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if part.is_file() and part.read_text().count("\n") >= lines:
+                break
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+        assert not (dst / "manifest.jsonl").exists()
+        finished = {k: v for k, v in tree(dst).items() if not k.startswith(".augkit-tmp")}
+        images = [k for k in finished if k.endswith(".png")]
+        assert lines <= len(images) < len(reference) - 2
+        for k in images:  # every image in DST is complete: the same bytes as the uninterrupted run's
+            assert finished[k] == reference[k], k
+        for line in part.read_text().splitlines():  # the manifest holds whole lines only
+            json.loads(line)
     s = expand(src, dst, copies=4, seed=1, device="cpu")
-    assert s.skipped >= 12 and s.written + s.skipped == len(reference) - 2
-    assert tree(dst) == reference
+    assert s.skipped >= 60 and s.written + s.skipped == len(reference) - 2
+    assert tree(dst) == reference  # the temporary folder is gone too
 
 
 def corrupt_src(tmp_path: Path) -> Path:
@@ -204,7 +205,7 @@ def corrupt_src(tmp_path: Path) -> Path:
     return src
 
 
-def test_corrupt_image_fails_naming_the_file(tmp_path):
+def test_corrupt_image_fails_naming_the_file(tmp_path, capsys):
     src, dst = corrupt_src(tmp_path), tmp_path / "dst"
     with pytest.raises(ExpandError, match="broken.png"):
         expand(src, dst, copies=2, device="cpu", batch_size=1)
@@ -212,6 +213,7 @@ def test_corrupt_image_fails_naming_the_file(tmp_path):
         decode(p)
     assert not list(dst.glob(".augkit-tmp*")) and not (dst / "manifest.jsonl").exists()
     assert main(["expand", str(src), str(tmp_path / "dst2"), "--copies", "1", "--workers", "2", "--quiet"]) == 1
+    assert "broken.png" in capsys.readouterr().err
 
 
 def test_corrupt_image_skip_is_recorded(tmp_path, capsys):
