@@ -1,5 +1,6 @@
 """augkit: fast batched data augmentation on the GPU, dependable per-image fallback on the CPU."""
 
+from .data import expand
 from .ops import Contrast, GaussianNoise, HorizontalFlip, Normalize, Op, VerticalFlip, Zoom
 from .params import Params
 from .pipeline import Pipeline, default_pipeline
@@ -9,6 +10,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Pipeline",
     "default_pipeline",
+    "expand",
     "Params",
     "Op",
     "HorizontalFlip",

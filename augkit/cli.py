@@ -44,6 +44,31 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _expand(args: argparse.Namespace) -> int:
+    from .data.expand import ExpandError, expand
+
+    try:
+        r = expand(
+            args.src, args.dst, copies=args.copies, pipeline=args.pipeline, seed=args.seed,
+            include_original=args.include_original, shard=args.shard, workers=args.workers,
+            batch_size=args.batch_size, device=args.device, format=args.format, quality=args.quality,
+            on_error=args.on_error, overwrite=args.overwrite, progress=not args.quiet,
+        )  # fmt: skip
+    except (ValueError, TypeError, OSError, ExpandError) as e:
+        print(f"augkit expand: error: {e}", file=sys.stderr)
+        return 1
+    print(
+        f"augkit expand: shard {r.shard[0]}/{r.shard[1]}: {r.sources} images, wrote {r.written} outputs, "
+        f"{r.skipped} already done, {len(r.errors)} unreadable, in {r.seconds:.1f} s "
+        f"({r.images_per_s:,.1f} images/s on {r.device})"
+    )
+    for source, message in r.errors:
+        print(f"  skipped {source}: {message}")
+    manifest = "manifest.jsonl" if r.merged else f"manifest.part-{r.shard[0]}-of-{r.shard[1]}.jsonl (merged when every shard is done)"
+    print(f"  manifest: {r.dst}/{manifest}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="augkit", description="Fast batched data augmentation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,6 +93,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", default=None, help="write a log-scale bar chart (PNG) here")
     p.add_argument("--quick", action="store_true", help="fewer repeats and batches (a smoke run, < 60 s on 2 cores)")
     p.set_defaults(func=_bench)
+
+    p = sub.add_parser("expand", help="write augmented copies of an image folder (deterministic, resumable, sharded)")
+    p.add_argument("src", help="folder of images, flat or in class subfolders")
+    p.add_argument("dst", help="output folder (mirrors SRC's layout), outside SRC")
+    p.add_argument("--copies", type=int, required=True, help="augmented copies per image (>= 1)")
+    p.add_argument("--pipeline", default=None, help="pipeline YAML file (default: augkit.default_pipeline(seed))")
+    p.add_argument("--seed", type=int, default=0, help="keys every copy (the pipeline file's own seed is not used)")
+    p.add_argument("--include-original", action="store_true", help="also write each original as <stem>_orig.<ext>")
+    p.add_argument("--shard", default="0/1", help="I/N: do images I, I+N, ... (0 <= I < N)")
+    p.add_argument("--workers", type=int, default=None, help="decode/encode processes (0: none; default: min(8, CPUs))")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
+    p.add_argument("--format", default="png", choices=["png", "jpg", "webp"])
+    p.add_argument("--quality", type=int, default=95, help="jpg/webp quality, 1..100")
+    p.add_argument("--on-error", default="fail", choices=["fail", "skip"], help="what to do with unreadable images")
+    p.add_argument("--overwrite", action="store_true", help="replace a DST made with other settings")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_expand)
     return parser
 
 
