@@ -30,7 +30,7 @@ def plot_history(history: History, path: str | Path, title: str | None = None) -
     fig = Figure(figsize=(10, 3.8))
     axes = fig.subplots(1, 2)
     ep = history.epochs
-    for ax, key in zip(axes, ("loss", "acc")):
+    for ax, key in zip(axes, ("loss", "acc"), strict=True):
         ax.plot(ep, getattr(history, f"train_{key}"), label=f"train {key}")
         if getattr(history, f"val_{key}"):
             ax.plot(ep, getattr(history, f"val_{key}"), label=f"validation {key}")
@@ -77,8 +77,8 @@ def plot_bars(
     if reference is not None:
         ax.axhline(reference, color="black", ls="--", lw=1, label="baseline")
         ax.legend()
-    lo = min(m - s for m, s in zip(means, stds))
-    ax.set_ylim(max(0.0, lo - 3), min(100.5, max(m + s for m, s in zip(means, stds)) + 1))
+    lo = min(m - s for m, s in zip(means, stds, strict=True))
+    ax.set_ylim(max(0.0, lo - 3), min(100.5, max(m + s for m, s in zip(means, stds, strict=True)) + 1))
     ax.set_xticks(range(len(names)), names, rotation=40, ha="right")
     ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)

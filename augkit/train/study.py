@@ -206,7 +206,7 @@ def run_study(
         fractions, train, val, lambda sub, s: build_trainer(base_arm, sub[0], s, epochs, dev),
         seeds=seed_list, test_data=test, log=lambda m: say("  learning curve: " + m),
     )
-    for f, n, runs in zip(curve.fractions, curve.sizes, curve.runs):
+    for f, _n, runs in zip(curve.fractions, curve.sizes, curve.runs, strict=True):
         if f != base_arm.fraction:
             results[f"more data x{f / fraction:g}"] = runs
     total = time.perf_counter() - t_start
@@ -227,7 +227,7 @@ def run_study(
 
     remedies = {a.name: a.remedy for a in arms} | {n: "1 more data" for n in names if n.startswith("more data")}
     n_train = {a.name: len(subset_indices(len(train[0]), a.fraction)) * (1 + a.copies) for a in arms}
-    n_train |= {f"more data x{f / fraction:g}": n for f, n in zip(curve.fractions, curve.sizes)}
+    n_train |= {f"more data x{f / fraction:g}": n for f, n in zip(curve.fractions, curve.sizes, strict=True)}
     report = _report(results, remedies, n_train, names, means, ref, curve, hist_paths, dict(
         fraction=fraction, seeds=seeds, epochs=epochs, device=dev, total=total, quick=quick,
         pool=len(train[0]), val=len(val[0]), test=len(test[0]), params=count_params(build_cnn()),
@@ -273,7 +273,7 @@ def _report(results, remedies, n_train, names, means, ref, curve, hist_paths, in
         "| arm | remedy | train images | train acc | val acc | test acc | Δ test | epochs run | wall s / run |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for n, m in zip(names, means):
+    for n, m in zip(names, means, strict=True):
         rs = results[n]
         delta = f"{m - ref:+.1f}" if ref is not None else "n/a"
         lines.append(
@@ -282,7 +282,7 @@ def _report(results, remedies, n_train, names, means, ref, curve, hist_paths, in
             f"{np.mean([r.epochs for r in rs]):.0f} | {np.mean([r.wall_time for r in rs]):.1f} |"
         )
     lines += ["", "## Findings (as measured)", ""]
-    mean = dict(zip(names, means))
+    mean = dict(zip(names, means, strict=True))
 
     def cmp(a: str, b: str, what: str) -> None:
         if a in mean and b in mean:
