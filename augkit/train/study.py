@@ -57,25 +57,26 @@ class Arm:
     copies: int = 0  # offline expanded copies per training image (with the "digits" ops)
     standardize: bool = False
     patience: int | None = None  # early stopping on val_loss, restoring the best weights
+    min_delta: float = 1e-3  # smallest val_loss drop that counts as an improvement
 
 
 def default_arms(fraction: float = 0.1) -> list[Arm]:
     """The baseline and one arm per remedy, all on the same training subset unless stated."""
     f = check_fraction("fraction", fraction)
-    base = Arm("baseline", "none", fraction=f)
+    base = Arm("baseline", "none (width 32, depth 2)", fraction=f)
     return [
         base,
-        replace(base, name="augment", remedy="2 augmentation (zoom, contrast, noise)", augment="digits"),
-        replace(base, name="augment+flips", remedy="2 augmentation with flips (wrong for digits)", augment="flips"),
-        replace(base, name=f"offline x{COPIES}", remedy=f"1/2 {COPIES} offline augmented copies", copies=COPIES),
-        replace(base, name="simpler model", remedy="3 width 8, depth 1", width=8, depth=1),
-        replace(base, name="early stopping", remedy="4 patience 10 on val loss", patience=10),
-        replace(base, name="standardize", remedy="5 train mean/std", standardize=True),
-        replace(base, name="dropout", remedy="6 dropout 0.5", dropout=0.5),
-        replace(base, name="L1", remedy="7 l1 = 2e-5", l1=2e-5),
-        replace(base, name="L2", remedy="7 l2 = 1e-3", l2=1e-3),
+        replace(base, name="augment", remedy="(2) zoom, contrast, noise on the fly", augment="digits"),
+        replace(base, name="augment+flips", remedy="(2) the same plus h/v flips (wrong for digits)", augment="flips"),
+        replace(base, name=f"offline x{COPIES}", remedy=f"(1, 2) {COPIES} augmented copies made up front", copies=COPIES),
+        replace(base, name="simpler model", remedy="(3) width 16, depth 2: 1/4 of the weights", width=16),
+        replace(base, name="early stopping", remedy="(4) patience 10, min_delta 1e-3 on val loss", patience=10),
+        replace(base, name="standardize", remedy="(5) Normalize with train mean/std", standardize=True),
+        replace(base, name="dropout", remedy="(6) dropout 0.5 in the head", dropout=0.5),
+        replace(base, name="L1", remedy="(7) l1 = 2e-5", l1=2e-5),
+        replace(base, name="L2", remedy="(7) l2 = 1e-3", l2=1e-3),
         replace(
-            base, name="combined", remedy="2+4+5+6+7 together", augment="digits", patience=20,
+            base, name="combined", remedy="(2, 4, 5, 6, 7) together, patience 20", augment="digits", patience=20,
             standardize=True, dropout=0.5, l1=2e-5, l2=1e-3,
         ),
     ]
@@ -144,7 +145,7 @@ def run_arm(arm: Arm, train: Data, val: Data, test: Data, seed: int, epochs: int
 def build_trainer(arm: Arm, train_images: Tensor, seed: int, epochs: int, device: str) -> Trainer:
     model = build_cnn(1, 10, width=arm.width, depth=arm.depth, dropout=arm.dropout, seed=seed)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
-    stop = EarlyStopping("val_loss", patience=arm.patience) if arm.patience else None
+    stop = EarlyStopping("val_loss", patience=arm.patience, min_delta=arm.min_delta) if arm.patience else None
     penalty = Penalty(arm.l1, arm.l2) if (arm.l1 or arm.l2) else None
     pipe = make_pipeline(arm, train_images, seed)
     return Trainer(model, opt, pipe, device, penalty, stop, max_epochs=epochs, batch_size=BATCH_SIZE, seed=seed)
@@ -212,12 +213,12 @@ def run_study(
     total = time.perf_counter() - t_start
 
     plot_learning_curve(curve, out / "learning_curve.png", title="Baseline CNN: error vs training-set size")
-    es_name = next((a.name for a in arms if a.patience), None)
     hist_paths = []
-    for name in ("baseline", es_name):
-        if name in results:
+    for name in ["baseline"] + [a.name for a in arms if a.patience]:
+        if name in results:  # the seed that stopped first shows the stop best
+            s = int(np.argmin([r.epochs for r in results[name]]))
             p = out / f"history_{name.replace(' ', '_')}.png"
-            plot_history(results[name][0].history, p, title=f"{name} (seed 0): train vs validation")
+            plot_history(results[name][s].history, p, title=f"{name} (seed {s}): train vs validation")
             hist_paths.append(p.name)
     names = list(results)
     means = [100 * np.mean([r.test_acc for r in results[n]]) for n in names]
@@ -225,7 +226,7 @@ def run_study(
     ref = means[names.index("baseline")] if "baseline" in results else None
     plot_bars(names, means, stds, out / "test_accuracy.png", reference=ref)
 
-    remedies = {a.name: a.remedy for a in arms} | {n: "1 more data" for n in names if n.startswith("more data")}
+    remedies = {a.name: a.remedy for a in arms} | {n: "(1) more data" for n in names if n.startswith("more data")}
     n_train = {a.name: len(subset_indices(len(train[0]), a.fraction)) * (1 + a.copies) for a in arms}
     n_train |= {f"more data x{f / fraction:g}": n for f, n in zip(curve.fractions, curve.sizes, strict=True)}
     report = _report(results, remedies, n_train, names, means, ref, curve, hist_paths, dict(
@@ -286,9 +287,9 @@ def _report(results, remedies, n_train, names, means, ref, curve, hist_paths, in
 
     def cmp(a: str, b: str, what: str) -> None:
         if a in mean and b in mean:
-            d = mean[a] - mean[b]
-            verdict = "beats" if d > 0 else ("ties" if d == 0 else "scores below")
-            lines.append(f"- {what}: **{a}** {verdict} **{b}** by {d:+.1f} points of mean test accuracy "
+            d = round(mean[a] - mean[b], 1)
+            verdict = f"beats **{b}** by" if d > 0 else (f"ties with **{b}**:" if d == 0 else f"scores below **{b}** by")
+            lines.append(f"- {what}: **{a}** {verdict} {d:+.1f} points of mean test accuracy "
                          f"({mean[a]:.1f}% vs {mean[b]:.1f}%).")
 
     if "baseline" in results:
