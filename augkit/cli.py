@@ -22,7 +22,10 @@ def _demo(args: argparse.Namespace) -> int:
 def _study(args: argparse.Namespace) -> int:
     from .train.study import run_study
 
-    path = run_study(out=args.out, fraction=args.fraction, seeds=args.seeds, quick=args.quick, device=args.device)
+    path = run_study(
+        out=args.out, fraction=args.fraction, seeds=args.seeds, quick=args.quick, epochs=args.epochs,
+        device=args.device,
+    )
     print(f"report: {path}")
     return 0
 
@@ -43,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fraction", type=float, default=0.1, help="baseline training fraction, in (0, 1]")
     p.add_argument("--seeds", type=int, default=None, help="runs per arm (default 3; 1 with --quick)")
     p.add_argument("--quick", action="store_true", help="smoke test: 8 epochs, 1 seed")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default 100; 8 with --quick)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, ...")
     p.set_defaults(func=_study)
     return parser

@@ -276,7 +276,7 @@ def _report(results, remedies, n_train, names, means, ref, curve, hist_paths, in
     ]
     for n, m in zip(names, means, strict=True):
         rs = results[n]
-        delta = f"{m - ref:+.1f}" if ref is not None else "n/a"
+        delta = f"{round(m - ref, 1) + 0.0:+.1f}" if ref is not None else "n/a"
         lines.append(
             f"| {n} | {remedies.get(n, '')} | {n_train.get(n, '')} | {_pm([r.train_acc for r in rs])} | "
             f"{_pm([r.val_acc for r in rs])} | {_pm([r.test_acc for r in rs])} | {delta} | "
@@ -287,7 +287,7 @@ def _report(results, remedies, n_train, names, means, ref, curve, hist_paths, in
 
     def cmp(a: str, b: str, what: str) -> None:
         if a in mean and b in mean:
-            d = round(mean[a] - mean[b], 1)
+            d = round(mean[a] - mean[b], 1) + 0.0  # no "-0.0"
             verdict = f"beats **{b}** by" if d > 0 else (f"ties with **{b}**:" if d == 0 else f"scores below **{b}** by")
             lines.append(f"- {what}: **{a}** {verdict} {d:+.1f} points of mean test accuracy "
                          f"({mean[a]:.1f}% vs {mean[b]:.1f}%).")
