@@ -69,6 +69,17 @@ def _expand(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study(args: argparse.Namespace) -> int:
+    from .train.study import run_study
+
+    path = run_study(
+        out=args.out, fraction=args.fraction, seeds=args.seeds, quick=args.quick, epochs=args.epochs,
+        device=args.device,
+    )
+    print(f"report: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="augkit", description="Fast batched data augmentation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,6 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a DST made with other settings")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_expand)
+
+    p = sub.add_parser("study", help="train small CNNs on digits with each remedy for overfitting; write a report")
+    p.add_argument("--out", default="study", help="folder for report.md and plots")
+    p.add_argument("--fraction", type=float, default=0.1, help="baseline training fraction, in (0, 1]")
+    p.add_argument("--seeds", type=int, default=None, help="runs per arm (default 3; 1 with --quick)")
+    p.add_argument("--quick", action="store_true", help="smoke test: 8 epochs, 1 seed")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default 100; 8 with --quick)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, ...")
+    p.set_defaults(func=_study)
     return parser
 
 
