@@ -93,38 +93,29 @@ def _uniform(u: float, lo: float, hi: float) -> float:
     return float(np.float32(lo + u * (hi - lo)))  # float32 as the tensor backend's params
 
 
-class AugkitHorizontalFlip(_Seeded, A.HorizontalFlip):
+class _SeededFlip(_Seeded):
+    """A stock Albumentations flip with augkit params ``{"apply"}``; images and masks."""
+
+    _targets = (Targets.IMAGE, Targets.MASK)
+
+    def __init__(self, p: float = 0.5, salt: int = 0) -> None:
+        super().__init__(p=p)
+        self.salt = salt
+        self.set_random_seed(None)
+
+    def get_params(self) -> dict[str, Any]:
+        return {"apply": self._draw(0)[0]}
+
+    def apply(self, img: np.ndarray, apply: bool = True, **params: Any) -> np.ndarray:
+        return super().apply(img, **params) if apply else img
+
+
+class AugkitHorizontalFlip(_SeededFlip, A.HorizontalFlip):
     """``A.HorizontalFlip`` with augkit params ``{"apply"}``; images and masks."""
 
-    _targets = (Targets.IMAGE, Targets.MASK)
 
-    def __init__(self, p: float = 0.5, salt: int = 0) -> None:
-        super().__init__(p=p)
-        self.salt = salt
-        self.set_random_seed(None)
-
-    def get_params(self) -> dict[str, Any]:
-        return {"apply": self._draw(0)[0]}
-
-    def apply(self, img: np.ndarray, apply: bool = True, **params: Any) -> np.ndarray:
-        return super().apply(img, **params) if apply else img
-
-
-class AugkitVerticalFlip(_Seeded, A.VerticalFlip):
+class AugkitVerticalFlip(_SeededFlip, A.VerticalFlip):
     """``A.VerticalFlip`` with augkit params ``{"apply"}``; images and masks."""
-
-    _targets = (Targets.IMAGE, Targets.MASK)
-
-    def __init__(self, p: float = 0.5, salt: int = 0) -> None:
-        super().__init__(p=p)
-        self.salt = salt
-        self.set_random_seed(None)
-
-    def get_params(self) -> dict[str, Any]:
-        return {"apply": self._draw(0)[0]}
-
-    def apply(self, img: np.ndarray, apply: bool = True, **params: Any) -> np.ndarray:
-        return super().apply(img, **params) if apply else img
 
 
 class AugkitZoom(_Seeded, A.DualTransform):
