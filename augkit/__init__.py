@@ -1,5 +1,6 @@
 """augkit: fast batched data augmentation on the GPU, dependable per-image fallback on the CPU."""
 
+from .data import AugmentedDataset, DeviceLoader, collate_uint8, loader
 from .ops import Contrast, GaussianNoise, HorizontalFlip, Normalize, Op, VerticalFlip, Zoom
 from .params import Params
 from .pipeline import Pipeline, default_pipeline
@@ -17,5 +18,9 @@ __all__ = [
     "Contrast",
     "GaussianNoise",
     "Normalize",
+    "AugmentedDataset",
+    "DeviceLoader",
+    "loader",
+    "collate_uint8",
     "__version__",
 ]

@@ -1,0 +1,228 @@
+"""Dataset side: image conversion, uint8 collation and the per-image augmented dataset.
+
+Items may be images, ``(image, target, ...)`` tuples/lists, or dicts whose ``image_key``
+holds the image. Images may be PIL images, numpy HWC/HW uint8 arrays or CHW/HW uint8
+tensors. Nothing here converts to float except ``AugmentedDataset``'s final output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, default_collate
+
+from ..pipeline import Pipeline
+
+__all__ = ["AugmentedDataset", "collate_uint8", "to_chw_uint8", "to_hwc_uint8", "sample_key", "split_item"]
+
+KEY_HIGH = 2**63  # keys fit torch.Generator.manual_seed
+_PIL_DIRECT = {"L": "L", "RGB": "RGB", "RGBA": "RGBA"}  # kept as they are
+_PIL_TO_RGB = {"1": "L", "P": "RGB", "PA": "RGBA", "LA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "HSV": "RGB", "RGBX": "RGB", "RGBa": "RGBA", "La": "RGBA"}
+
+
+# keys ---------------------------------------------------------------------------------
+def sample_key(*parts: int) -> int:
+    """A stable int in [0, 2**63) from ints, e.g. (seed, index, epoch, rank): same ints, same key.
+
+    Python's ``hash`` is salted per process; this is not (blake2b of the packed ints), so
+    DataLoader workers, machines and re-runs agree.
+    """
+    raw = struct.pack(f"<{len(parts)}q", *(int(p) for p in parts))
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little") % KEY_HIGH
+
+
+def current_rank() -> int:
+    """The torch.distributed rank when a process group is up, else 0."""
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+# images -------------------------------------------------------------------------------
+def _is_pil(x: Any) -> bool:
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(x, Image.Image)
+
+
+def is_image(x: Any) -> bool:
+    return isinstance(x, (Tensor, np.ndarray)) or _is_pil(x)
+
+
+def _pil_to_numpy(img: Any, what: str) -> np.ndarray:
+    mode = img.mode
+    if mode not in _PIL_DIRECT:
+        if mode not in _PIL_TO_RGB:
+            raise TypeError(f"{what}: PIL mode {mode!r} is not an 8-bit image; expected one of L, RGB, RGBA (or 1, P, LA, CMYK, YCbCr)")
+        img = img.convert(_PIL_TO_RGB[mode])
+    return np.asarray(img)  # (H, W) or (H, W, C) uint8
+
+
+def to_chw_uint8(img: Any, what: str = "image") -> Tensor:
+    """One image -> (C, H, W) uint8 tensor, sharing memory where it can (no float on the way).
+
+    Accepts a PIL image, a numpy (H, W, C) or (H, W) uint8 array, or a (C, H, W) or (H, W)
+    uint8 tensor.
+    """
+    if _is_pil(img):
+        img = _pil_to_numpy(img, what)
+    if isinstance(img, np.ndarray):
+        if img.dtype != np.uint8:
+            raise TypeError(f"{what} must be uint8, got numpy dtype {img.dtype}; convert with (x * 255).round().astype(np.uint8) for [0, 1] floats")
+        if img.ndim == 2:
+            return torch.from_numpy(np.ascontiguousarray(img))[None]
+        if img.ndim != 3:
+            raise ValueError(f"{what} must be a numpy (H, W, C) or (H, W) array, got shape {img.shape}")
+        if img.shape[2] > 4 and img.shape[0] <= 4:
+            raise ValueError(f"{what} of shape {img.shape} looks channels-first; numpy images must be (H, W, C)")
+        return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+    if isinstance(img, Tensor):
+        if img.dtype != torch.uint8:
+            raise TypeError(f"{what} must be uint8, got tensor dtype {img.dtype}; convert with (x * 255).round().to(torch.uint8) for [0, 1] floats")
+        if img.dim() == 2:
+            return img[None]
+        if img.dim() != 3:
+            raise ValueError(f"{what} must be a (C, H, W) or (H, W) tensor, got shape {tuple(img.shape)}")
+        if img.shape[0] > 4 and img.shape[2] <= 4:
+            raise ValueError(f"{what} of shape {tuple(img.shape)} looks channels-last; tensor images must be (C, H, W)")
+        return img
+    raise TypeError(f"{what} must be a PIL image, a numpy uint8 array or a uint8 tensor, got {type(img).__name__}")
+
+
+def to_hwc_uint8(img: Any, what: str = "image") -> np.ndarray:
+    """One image -> numpy (H, W, C) uint8 (or (H, W) if it came as a 2-D array/PIL "L")."""
+    if isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 2:
+        return img
+    if _is_pil(img) and img.mode == "L":
+        return np.asarray(img)
+    chw = to_chw_uint8(img, what)
+    return np.ascontiguousarray(chw.permute(1, 2, 0).numpy())
+
+
+# items --------------------------------------------------------------------------------
+def split_item(item: Any, image_key: str = "image", where: str = "item") -> tuple[Any, Callable[[Any], Any]]:
+    """(image, put) where ``put(new_image)`` rebuilds the item with the image replaced."""
+    if isinstance(item, Mapping):
+        if image_key not in item:
+            raise KeyError(f"{where} is a dict without image_key {image_key!r}; its keys are {list(item)}; pass image_key=")
+        return item[image_key], lambda new: {**item, image_key: new}
+    if isinstance(item, (tuple, list)) and not isinstance(item, str):
+        if not item:
+            raise ValueError(f"{where} is an empty {type(item).__name__}; expected (image, target, ...)")
+        return item[0], lambda new: (new, *item[1:])
+    if is_image(item):
+        return item, lambda new: new
+    raise TypeError(
+        f"{where} must be an image, an (image, target, ...) tuple or a dict with an image key, got {type(item).__name__}"
+    )
+
+
+def _stack_uint8(images: Sequence[Any]) -> Tensor:
+    """Images of one size -> (B, C, H, W) uint8 (in shared memory inside DataLoader workers)."""
+    chws = [to_chw_uint8(im, f"image {i} of the batch") for i, im in enumerate(images)]
+    sizes: dict[tuple[int, ...], list[int]] = {}
+    for i, t in enumerate(chws):
+        sizes.setdefault(tuple(t.shape), []).append(i)
+    if len(sizes) > 1:
+        listed = ", ".join(f"{'x'.join(map(str, s))} (items {idx[:5]}{'...' if len(idx) > 5 else ''})" for s, idx in sizes.items())
+        raise ValueError(
+            f"images in one batch must share one (C, H, W) size to be stacked, got {listed}; "
+            "resize or crop them to one size in the dataset first (e.g. torchvision.transforms.v2.Resize((H, W)) "
+            "or RandomCrop/CenterCrop)"
+        )
+    return default_collate([t.contiguous() for t in chws])
+
+
+def collate_uint8(batch: Sequence[Any], image_key: str = "image") -> Any:
+    """A list of items -> one batch whose images are a (B, C, H, W) uint8 tensor, never float.
+
+    Items may be bare images (-> the tensor), ``(image, target, ...)`` tuples (-> a tuple of
+    the images tensor and the default-collated rest) or dicts (``image_key`` stacked, the other
+    keys default-collated). Use it as ``DataLoader(..., collate_fn=ak.collate_uint8)``.
+    """
+    if len(batch) == 0:
+        raise ValueError("collate_uint8 needs at least one item, got an empty batch")
+    first = batch[0]
+    if is_image(first):
+        return _stack_uint8(batch)
+    parts = [split_item(b, image_key, f"item {i} of the batch") for i, b in enumerate(batch)]
+    images = _stack_uint8([p[0] for p in parts])
+    if isinstance(first, Mapping):
+        rest = {k: default_collate([b[k] for b in batch]) for k in first if k != image_key}
+        return {**rest, image_key: images}
+    n = len(first)
+    if any(len(b) != n for b in batch):
+        raise ValueError(f"items of one batch must have the same length, got lengths {sorted({len(b) for b in batch})}")
+    rest = [default_collate([b[j] for b in batch]) for j in range(1, n)]
+    return (images, *rest)
+
+
+# dataset ------------------------------------------------------------------------------
+class AugmentedDataset(Dataset):
+    """Wrap a map-style dataset so each item's image is augmented per image on the CPU.
+
+    The image goes through the pipeline's Albumentations backend (numpy, one image at a time),
+    which is what DataLoader workers are good at. Item ``i`` at epoch ``e`` on rank ``r`` uses
+    ``pipe.sample_keyed([sample_key(pipe.seed, seed, i, e, r)])``: the same output whatever the
+    worker count, batch size or order, and different per epoch once ``set_epoch`` is called.
+
+    Args:
+        dataset: map-style dataset of images, ``(image, target, ...)`` tuples or dicts.
+        pipe: the augmentation pipeline (its ``seed`` keys the randomness).
+        image_key: which dict key holds the image (dict items only).
+        rank: distributed rank mixed into the key; ``None`` reads torch.distributed (0 if not up).
+        seed: mixed into the key with ``pipe.seed`` (``ak.loader`` passes its own ``seed``).
+
+    Returns items shaped like the input's, the image replaced by a (C, H, W) float32 tensor
+    (in [0, 1] unless the pipeline ends in Normalize); targets untouched.
+    """
+
+    def __init__(
+        self, dataset: Any, pipe: Pipeline, image_key: str = "image", rank: int | None = None, seed: int = 0
+    ) -> None:
+        if not isinstance(pipe, Pipeline):
+            raise TypeError(f"pipe must be an ak.Pipeline, got {type(pipe).__name__}")
+        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+            raise TypeError(f"dataset must be map-style (with __getitem__ and __len__), got {type(dataset).__name__}")
+        self.dataset = dataset
+        self.pipe = pipe
+        self.image_key = image_key
+        self.rank = current_rank() if rank is None else int(rank)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's augmentations (call before creating the epoch's iterator)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def key(self, index: int) -> int:
+        return sample_key(self.pipe.seed, self.seed, index, self.epoch, self.rank)
+
+    def __getitem__(self, index: int) -> Any:
+        item = self.dataset[index]
+        image, put = split_item(item, self.image_key, f"dataset[{index}]")
+        hwc = to_hwc_uint8(image, f"the image of dataset[{index}]")
+        params = self.pipe.sample_keyed([self.key(index)])
+        out = self.pipe(hwc, params=params)
+        return put(hwc_to_chw_float(np.asarray(out)))
+
+
+def hwc_to_chw_float(out: np.ndarray) -> Tensor:
+    """Albumentations output (H, W[, C]) uint8 or float -> (C, H, W) float32 tensor (uint8 / 255)."""
+    t = torch.from_numpy(np.ascontiguousarray(out))
+    if t.dim() == 2:
+        t = t[None]
+    else:
+        t = t.permute(2, 0, 1)
+    f = t.to(dtype=torch.float32, memory_format=torch.contiguous_format)
+    return f.div_(255) if t.dtype == torch.uint8 else f
