@@ -62,7 +62,7 @@ def _pil_to_numpy(img: Any, what: str) -> np.ndarray:
         if mode not in _PIL_TO_RGB:
             raise TypeError(f"{what}: PIL mode {mode!r} is not an 8-bit image; expected one of L, RGB, RGBA (or 1, P, LA, CMYK, YCbCr)")
         img = img.convert(_PIL_TO_RGB[mode])
-    return np.asarray(img)  # (H, W) or (H, W, C) uint8
+    return np.array(img)  # (H, W) or (H, W, C) uint8, writable
 
 
 def to_chw_uint8(img: Any, what: str = "image") -> Tensor:
@@ -76,6 +76,8 @@ def to_chw_uint8(img: Any, what: str = "image") -> Tensor:
     if isinstance(img, np.ndarray):
         if img.dtype != np.uint8:
             raise TypeError(f"{what} must be uint8, got numpy dtype {img.dtype}; convert with (x * 255).round().astype(np.uint8) for [0, 1] floats")
+        if not img.flags.writeable:  # torch wants writable memory
+            img = img.copy()
         if img.ndim == 2:
             return torch.from_numpy(np.ascontiguousarray(img))[None]
         if img.ndim != 3:
@@ -101,7 +103,7 @@ def to_hwc_uint8(img: Any, what: str = "image") -> np.ndarray:
     if isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 2:
         return img
     if _is_pil(img) and img.mode == "L":
-        return np.asarray(img)
+        return np.array(img)
     chw = to_chw_uint8(img, what)
     return np.ascontiguousarray(chw.permute(1, 2, 0).numpy())
 
