@@ -80,7 +80,7 @@ class Pipeline:
         if isinstance(x, Tensor):
             y, params = self._call_tensor(x, params)
         elif isinstance(x, np.ndarray) or _is_pil(x):
-            y, params = self._call_numpy(x, params)
+            y, params = self._call_numpy(x, params, return_params)
         else:
             raise TypeError(f"x must be a torch.Tensor (B,C,H,W)/(C,H,W), a numpy HWC array or a PIL image, got {type(x).__name__}")
         return (y, params) if return_params else y
@@ -96,12 +96,21 @@ class Pipeline:
         y = self._tensor(xb, params)
         return (y[0] if single else y), params
 
-    def _call_numpy(self, x: Any, params: Params | None) -> tuple[Any, Params]:
+    def _call_numpy(self, x: Any, params: Params | None, return_params: bool) -> tuple[Any, Params | None]:
         if self._albu is None:
             from .backends.albu import AlbuBackend
 
             self._albu = AlbuBackend(self.ops, self.seed)
-        return self._albu(x, params, self)
+        return self._albu(x, params, return_params)
+
+    def to_albumentations(self) -> Any:
+        """A plain ``albumentations.Compose`` with the same ops and distributions, seeded with ``seed``.
+
+        A fresh Compose (its own random state); it does not check its input as ``pipe(img)`` does.
+        """
+        from .backends.albu import to_compose
+
+        return to_compose(self.ops, self.seed)
 
     def _check_tensor(self, xb: Tensor, x: Tensor) -> None:
         if xb.dim() != 4:

@@ -1,0 +1,357 @@
+"""Per-image execution on numpy through Albumentations (the CPU fallback).
+
+Each augkit op maps to one Albumentations transform defined here (stock ones subclassed
+where they exist) whose parameters have the same distribution and the same names, keys and
+dtypes as the tensor backend's, so params move between backends and replay. Semantics:
+``docs/ops.md`` ("Albumentations backend").
+
+Randomness: Albumentations 2.0's ``Compose(seed=s)`` gives *every* transform the same seed,
+so two transforms with the same ``p`` (e.g. both flips at 0.5) fire together every time.
+Each transform here keys its generator by (seed, its position, the DataLoader worker seed),
+so decisions are independent across ops and across DataLoader workers and epochs.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from albumentations.core.type_definitions import Targets
+from torch.utils.data import get_worker_info
+
+from .. import functional as F
+from ..ops import SEED_HIGH, Contrast, GaussianNoise, HorizontalFlip, Normalize, Op, VerticalFlip, Zoom
+from ..params import Params
+
+__all__ = [
+    "AlbuBackend",
+    "to_compose",
+    "AugkitHorizontalFlip",
+    "AugkitVerticalFlip",
+    "AugkitZoom",
+    "AugkitContrast",
+    "AugkitGaussianNoise",
+    "AugkitNormalize",
+]
+
+FLOAT_TOLERANCE = 1e-3  # as the tensor path: float input may stray this far outside [0, 1]
+MAX_CHANNELS = 4  # OpenCV's warpAffine / LUT limit
+
+
+class _Seeded:
+    """Mixin: per-transform generator keyed by (seed, salt, DataLoader worker seed); ``apply`` always drawn.
+
+    ``should_apply`` always says yes; ``get_params`` draws ``apply`` with probability ``p``
+    itself, so the params of every call hold every key, as the tensor backend's do.
+    """
+
+    salt: int = 0
+    p: float
+    seed: int | None
+    random_generator: np.random.Generator
+    py_random: random.Random
+    _worker_seed: int | None = None
+
+    def set_random_seed(self, seed: int | None) -> None:
+        self.seed = seed
+        self._worker_seed = _current_worker_seed()
+        self._reseed()
+
+    def _reseed(self) -> None:
+        key = [self.salt] + ([] if self.seed is None else [self.seed]) + ([] if self._worker_seed is None else [self._worker_seed])
+        entropy = None if (self.seed is None and self._worker_seed is None) else key
+        self.random_generator = np.random.default_rng(entropy)
+        self.py_random = random.Random(None if entropy is None else hash(tuple(key)))
+
+    def _rng(self) -> np.random.Generator:
+        w = _current_worker_seed()
+        if w != self._worker_seed:  # first draw in a new DataLoader worker (or a new epoch's worker)
+            self._worker_seed = w
+            self._reseed()
+        return self.random_generator
+
+    def should_apply(self, force_apply: bool = False) -> bool:
+        self._force = force_apply
+        return True
+
+    def _draw(self, n: int) -> tuple[bool, np.ndarray]:
+        u = self._rng().random(n + 1)
+        return bool(u[0] < self.p or getattr(self, "_force", False)), u[1:]
+
+
+def _current_worker_seed() -> int | None:
+    info = get_worker_info()
+    return None if info is None else int(info.seed)
+
+
+def _uniform(u: float, lo: float, hi: float) -> float:
+    return float(np.float32(lo + u * (hi - lo)))  # float32 as the tensor backend's params
+
+
+class AugkitHorizontalFlip(_Seeded, A.HorizontalFlip):
+    """``A.HorizontalFlip`` with augkit params ``{"apply"}``; images and masks."""
+
+    _targets = (Targets.IMAGE, Targets.MASK)
+
+    def __init__(self, p: float = 0.5, salt: int = 0) -> None:
+        super().__init__(p=p)
+        self.salt = salt
+        self.set_random_seed(None)
+
+    def get_params(self) -> dict[str, Any]:
+        return {"apply": self._draw(0)[0]}
+
+    def apply(self, img: np.ndarray, apply: bool = True, **params: Any) -> np.ndarray:
+        return super().apply(img, **params) if apply else img
+
+
+class AugkitVerticalFlip(_Seeded, A.VerticalFlip):
+    """``A.VerticalFlip`` with augkit params ``{"apply"}``; images and masks."""
+
+    _targets = (Targets.IMAGE, Targets.MASK)
+
+    def __init__(self, p: float = 0.5, salt: int = 0) -> None:
+        super().__init__(p=p)
+        self.salt = salt
+        self.set_random_seed(None)
+
+    def get_params(self) -> dict[str, Any]:
+        return {"apply": self._draw(0)[0]}
+
+    def apply(self, img: np.ndarray, apply: bool = True, **params: Any) -> np.ndarray:
+        return super().apply(img, **params) if apply else img
+
+
+class AugkitZoom(_Seeded, A.DualTransform):
+    """Scale about the centre ((W-1)/2, (H-1)/2) by s ~ U(lo, hi): ``cv2.warpAffine``, bilinear, constant ``fill``.
+
+    ``fill`` is in [0, 1] units (x255 for uint8). Masks: nearest, filled with 0.
+    """
+
+    _targets = (Targets.IMAGE, Targets.MASK)
+
+    def __init__(self, scale: tuple[float, float] = (0.8, 1.2), fill_value: float = 0.0, p: float = 1.0, salt: int = 0) -> None:
+        super().__init__(p=p)
+        self.scale, self.fill_value, self.salt = tuple(scale), float(fill_value), salt
+        self.set_random_seed(None)
+
+    def get_params(self) -> dict[str, Any]:
+        apply, u = self._draw(1)
+        return {"apply": apply, "scale": _uniform(u[0], *self.scale)}
+
+    def apply(self, img: np.ndarray, apply: bool = True, scale: float = 1.0, **params: Any) -> np.ndarray:
+        if not apply:
+            return img
+        fill = self.fill_value * 255 if img.dtype == np.uint8 else self.fill_value
+        return zoom_image(img, scale, cv2.INTER_LINEAR, fill)
+
+    def apply_to_mask(self, mask: np.ndarray, apply: bool = True, scale: float = 1.0, **params: Any) -> np.ndarray:
+        return zoom_image(mask, scale, cv2.INTER_NEAREST, 0) if apply else mask
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("scale", "fill_value", "salt")
+
+
+def zoom_image(img: np.ndarray, s: float, interpolation: int, fill: float) -> np.ndarray:
+    """Zoom an HW or HWC image by ``s`` about ((W-1)/2, (H-1)/2), pixel centres at integers."""
+    h, w = img.shape[:2]
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    m = np.array([[s, 0.0, cx * (1 - s)], [0.0, s, cy * (1 - s)]])
+    c = 1 if img.ndim == 2 else img.shape[2]
+    out = cv2.warpAffine(img, m, (w, h), flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=(fill,) * c)
+    return out.reshape(img.shape)  # OpenCV drops a trailing 1-channel axis
+
+
+class AugkitContrast(_Seeded, A.ImageOnlyTransform):
+    """out = clip(m + f (x - m)), m = mean ITU-R 601 luma (1 channel: the channel), f ~ U(lo, hi).
+
+    Unlike ``A.RandomBrightnessContrast`` (multiplicative), this blends with the mean grey.
+    uint8 runs as one ``cv2.LUT``.
+    """
+
+    def __init__(self, factor: tuple[float, float] = (0.8, 1.2), p: float = 1.0, salt: int = 0) -> None:
+        super().__init__(p=p)
+        self.factor, self.salt = tuple(factor), salt
+        self.set_random_seed(None)
+
+    def get_params(self) -> dict[str, Any]:
+        apply, u = self._draw(1)
+        return {"apply": apply, "factor": _uniform(u[0], *self.factor)}
+
+    def apply(self, img: np.ndarray, apply: bool = True, factor: float = 1.0, **params: Any) -> np.ndarray:
+        if not apply:
+            return img
+        c = 1 if img.ndim == 2 else img.shape[2]
+        if c not in (1, 3):
+            raise ValueError(f"Contrast needs 1 or 3 channels (grey or RGB), got an image of shape {img.shape}")
+        means = cv2.mean(img)[:c]
+        m = means[0] if c == 1 else float(np.dot(means, F.GREY_WEIGHTS))
+        if img.dtype == np.uint8:
+            lut = np.clip(np.rint(np.arange(256) * factor + m * (1 - factor)), 0, 255).astype(np.uint8)
+            return cv2.LUT(img, lut)
+        out = img * np.float32(factor)
+        out += np.float32(m * (1 - factor))
+        return np.clip(out, 0.0, 1.0, out=out)
+
+
+class AugkitGaussianNoise(_Seeded, A.ImageOnlyTransform):
+    """out = clip(x + sigma N(0, 1)), sigma ~ U(lo, hi) in [0, 1] units, per pixel and channel.
+
+    The field is ``augkit.functional.normal_field(seed, sigma)`` laid out as (C, H, W), as the
+    tensor backend's, so the same params give the same noise on both backends.
+    """
+
+    def __init__(self, std: tuple[float, float] = (0.0, 0.05), p: float = 1.0, salt: int = 0) -> None:
+        super().__init__(p=p)
+        self.std, self.salt = tuple(std), salt
+        self.set_random_seed(None)
+
+    def get_params(self) -> dict[str, Any]:
+        apply, u = self._draw(1)
+        seed = int(self._rng().integers(0, SEED_HIGH))
+        return {"apply": apply, "std": _uniform(u[0], *self.std), "seed": seed}
+
+    def apply(self, img: np.ndarray, apply: bool = True, std: float = 0.0, seed: int = 0, **params: Any) -> np.ndarray:
+        if not apply or std == 0.0:
+            return img
+        h, w = img.shape[:2]
+        c = 1 if img.ndim == 2 else img.shape[2]
+        u8 = img.dtype == np.uint8
+        field = torch.empty(1, img.size)
+        sigma = torch.tensor([std], dtype=torch.float32)
+        F.normal_field(torch.tensor([seed]), sigma * 255 if u8 else sigma, field)
+        noise = field.numpy().reshape(c, h, w)
+        noise = noise[0] if img.ndim == 2 else noise.transpose(1, 2, 0)
+        if u8:  # saturating, rounding add in one pass
+            return cv2.add(img, np.ascontiguousarray(noise), dtype=cv2.CV_8U).reshape(img.shape)
+        out = img + noise
+        return np.clip(out, 0.0, 1.0, out=out)
+
+
+class AugkitNormalize(A.ImageOnlyTransform):
+    """Per channel (x - mean) / std on [0, 1] values (uint8 is divided by 255 first) -> float32."""
+
+    def __init__(self, mean: tuple[float, ...] = (0.485, 0.456, 0.406), std: tuple[float, ...] = (0.229, 0.224, 0.225), p: float = 1.0) -> None:
+        super().__init__(p=p)
+        self.mean, self.std = tuple(mean), tuple(std)
+        self._mean = np.asarray(mean, dtype=np.float32)
+        self._inv_std = 1.0 / np.asarray(std, dtype=np.float32)
+
+    def get_params(self) -> dict[str, Any]:
+        return {"apply": True}
+
+    def apply(self, img: np.ndarray, apply: bool = True, **params: Any) -> np.ndarray:
+        c = 1 if img.ndim == 2 else img.shape[2]
+        if len(self.mean) not in (1, c):
+            raise ValueError(f"Normalize has {len(self.mean)} channel(s) of mean/std but the image has {c} channels")
+        scale = self._inv_std / 255 if img.dtype == np.uint8 else self._inv_std
+        return img * scale - self._mean * self._inv_std  # float32, broadcast over the channel axis
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("mean", "std")
+
+
+def _transform(op: Op, salt: int) -> A.BasicTransform:
+    if isinstance(op, HorizontalFlip):
+        return AugkitHorizontalFlip(p=op.p, salt=salt)
+    if isinstance(op, VerticalFlip):
+        return AugkitVerticalFlip(p=op.p, salt=salt)
+    if isinstance(op, Zoom):
+        return AugkitZoom(scale=op.scale, fill_value=op.fill, p=op.p, salt=salt)
+    if isinstance(op, Contrast):
+        return AugkitContrast(factor=op.factor, p=op.p, salt=salt)
+    if isinstance(op, GaussianNoise):
+        return AugkitGaussianNoise(std=op.std, p=op.p, salt=salt)
+    if isinstance(op, Normalize):
+        return AugkitNormalize(mean=op.mean, std=op.std)
+    raise TypeError(f"the Albumentations backend has no transform for {type(op).__name__}")
+
+
+def to_compose(ops: list[Op], seed: int | None) -> A.Compose:
+    """A plain ``albumentations.Compose`` running ``ops`` per image, transform i seeded by (seed, i)."""
+    return A.Compose([_transform(op, i) for i, op in enumerate(ops)], seed=seed)
+
+
+# keys each op's params carry, with their torch dtypes (as ``Op.sample`` returns them)
+_KEYS: dict[type[Op], tuple[tuple[str, torch.dtype], ...]] = {
+    HorizontalFlip: (("apply", torch.bool),),
+    VerticalFlip: (("apply", torch.bool),),
+    Zoom: (("apply", torch.bool), ("scale", torch.float32)),
+    Contrast: (("apply", torch.bool), ("factor", torch.float32)),
+    GaussianNoise: (("apply", torch.bool), ("std", torch.float32), ("seed", torch.int64)),
+    Normalize: (("apply", torch.bool),),
+}
+
+
+class AlbuBackend:
+    """Runs a pipeline's ops on one numpy image (HW or HWC, uint8 or float in [0, 1]) or PIL image."""
+
+    def __init__(self, ops: list[Op], seed: int | None) -> None:
+        self.ops = list(ops)
+        self.compose = to_compose(self.ops, seed)
+        self.names = tuple(type(op).__name__ for op in self.ops)
+        self._keys = [_KEYS[type(op)] for op in self.ops]
+        self._normalize = any(isinstance(op, Normalize) for op in self.ops)
+
+    def __call__(self, x: Any, params: Params | None, return_params: bool = False) -> tuple[np.ndarray, Params | None]:
+        """Shape: (H, W) or (H, W, C) -> same; dtype kept (float32 for float input; float32 after Normalize)."""
+        img = self.check_image(x)
+        if params is None:
+            out = self.compose(image=img)["image"]
+            if return_params:
+                params = Params(self.names, tuple(self._params_of(t, keys) for t, keys in zip(self.compose.transforms, self._keys)))
+        else:
+            out = img
+            for t, v in zip(self.compose.transforms, self._host(params)):
+                out = t.apply(out, **v)
+        return out, params
+
+    @staticmethod
+    def _params_of(t: A.BasicTransform, keys: tuple[tuple[str, torch.dtype], ...]) -> dict[str, torch.Tensor]:
+        return {k: torch.tensor([t.params[k]], dtype=dt) for k, dt in keys}
+
+    def _host(self, params: Params) -> list[dict[str, Any]]:
+        if not isinstance(params, Params):
+            raise TypeError(f"params must be the Params a pipeline returned, got {type(params).__name__}")
+        if params.names != self.names:
+            raise ValueError(f"params were drawn for ops {list(params.names)}, this pipeline has {list(self.names)}")
+        if params.batch_size != 1 and len(params):
+            raise ValueError(f"params hold {params.batch_size} samples but a numpy image is one sample; use params.select(i)")
+        return [{k: v[k].item() for k, _ in keys} for v, keys in zip(params.values, self._keys)]
+
+    def check_image(self, x: Any) -> np.ndarray:
+        """Validate (and convert a PIL image to) an HW / HWC uint8 or float32 array."""
+        what = "img"
+        if not isinstance(x, np.ndarray):  # PIL, checked by the caller
+            what = f"PIL image (mode {x.mode!r})"
+            x = np.asarray(x)
+        if x.ndim not in (2, 3):
+            raise ValueError(f"{what} must be a numpy (H, W) or (H, W, C) array, got shape {x.shape}")
+        h, w = x.shape[:2]
+        c = 1 if x.ndim == 2 else x.shape[2]
+        if h == 0 or w == 0:
+            raise ValueError(f"{what} must have H and W > 0, got shape {x.shape}")
+        if not 1 <= c <= MAX_CHANNELS:
+            raise ValueError(
+                f"{what} must be HWC with 1 to {MAX_CHANNELS} channels, got shape {x.shape}; "
+                "a (C, H, W) image goes in as a torch tensor"
+            )
+        if c not in (1, 3) and any(isinstance(op, Contrast) for op in self.ops):
+            raise ValueError(f"Contrast needs 1 or 3 channels (grey or RGB), got {what} with {c} channels, shape {x.shape}")
+        if self._normalize:
+            n = len(next(op for op in self.ops if isinstance(op, Normalize)).mean)
+            if n not in (1, c):
+                raise ValueError(f"Normalize has {n} channel(s) of mean/std but {what} has {c} channels")
+        if x.dtype == np.uint8:
+            return x
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(f"{what} must be uint8, or float in [0, 1], got dtype {x.dtype}")
+        x = x.astype(np.float32, copy=False)
+        lo, hi = float(x.min()), float(x.max())
+        if not (lo >= -FLOAT_TOLERANCE and hi <= 1 + FLOAT_TOLERANCE):
+            raise ValueError(f"float {what} must hold values in [0, 1], got min {lo:.4g}, max {hi:.4g}; divide uint8 data by 255")
+        return x
