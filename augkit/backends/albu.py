@@ -13,6 +13,7 @@ so decisions are independent across ops and across DataLoader workers and epochs
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -201,8 +202,8 @@ class AugkitContrast(_Seeded, A.ImageOnlyTransform):
 class AugkitGaussianNoise(_Seeded, A.ImageOnlyTransform):
     """out = clip(x + sigma N(0, 1)), sigma ~ U(lo, hi) in [0, 1] units, per pixel and channel.
 
-    The field is ``augkit.functional.normal_field(seed, sigma)`` laid out as (C, H, W), as the
-    tensor backend's, so the same params give the same noise on both backends.
+    The field is ``augkit.functional.normal_field(seed, sigma)`` (ported to numpy) laid out as
+    (C, H, W), as the tensor backend's, so the same params give the same noise on both backends.
     """
 
     def __init__(self, std: tuple[float, float] = (0.0, 0.05), p: float = 1.0, salt: int = 0) -> None:
@@ -218,18 +219,60 @@ class AugkitGaussianNoise(_Seeded, A.ImageOnlyTransform):
     def apply(self, img: np.ndarray, apply: bool = True, std: float = 0.0, seed: int = 0, **params: Any) -> np.ndarray:
         if not apply or std == 0.0:
             return img
-        h, w = img.shape[:2]
-        c = 1 if img.ndim == 2 else img.shape[2]
         u8 = img.dtype == np.uint8
-        field = torch.empty(1, img.size)
-        sigma = torch.tensor([std], dtype=torch.float32)
-        F.normal_field(torch.tensor([seed]), sigma * 255 if u8 else sigma, field)
-        noise = field.numpy().reshape(c, h, w)
-        noise = noise[0] if img.ndim == 2 else noise.transpose(1, 2, 0)
-        if u8:  # saturating, rounding add in one pass
-            return cv2.add(img, np.ascontiguousarray(noise), dtype=cv2.CV_8U).reshape(img.shape)
-        out = img + noise
+        planes = normal_field_np(seed, std * 255 if u8 else std, img.size).reshape(-1, *img.shape[:2])  # (C, H, W)
+        if img.ndim == 2:
+            planes = planes[0]
+        if u8:  # per plane: saturating, rounding add in one pass, no float transpose
+            if img.ndim == 2 or img.shape[2] == 1:
+                return cv2.add(img, planes.reshape(img.shape[:2]), dtype=cv2.CV_8U).reshape(img.shape)
+            return cv2.merge([cv2.add(ch, pl, dtype=cv2.CV_8U) for ch, pl in zip(cv2.split(img), planes, strict=True)])
+        out = img + (planes if img.ndim == 2 else planes.transpose(1, 2, 0))
         return np.clip(out, 0.0, 1.0, out=out)
+
+
+# numpy port of ``augkit.functional.normal_field`` for one sample (same hash, same layout;
+# equal up to float rounding, checked in tests): 2x faster than torch's sin/cos/log on one CPU thread.
+_GOLDEN, _M1, _M2 = np.uint32(0x9E3779B9), np.uint32(0x85EBCA6B), np.uint32(0xC2B2AE35)
+_COUNTERS: dict[int, np.ndarray] = {}
+
+
+def _fmix32_np(h: np.ndarray, tmp: np.ndarray) -> np.ndarray:
+    for shift, mult in ((16, _M1), (13, _M2), (16, None)):
+        np.right_shift(h, np.uint32(shift), out=tmp)
+        h ^= tmp
+        if mult is not None:
+            h *= mult  # uint32 wraps, as the int32 multiply in torch
+    return h
+
+
+def normal_field_np(seed: int, std: float, n: int) -> np.ndarray:
+    """(n,) float32 ``std * N(0, 1)`` keyed by ``seed``: the row ``functional.normal_field`` gives for B = 1."""
+    half = (n + 1) // 2
+    counter = _COUNTERS.get(half)
+    if counter is None:
+        counter = _COUNTERS[half] = np.arange(half, dtype=np.uint32) * _GOLDEN
+    k = np.array([int(seed) & 0x7FFFFFFF], dtype=np.uint32) * _M2
+    h = counter + _fmix32_np(k, np.empty_like(k))[0]
+    tmp = np.empty_like(h)
+    _fmix32_np(h, tmp)
+    np.bitwise_and(h, np.uint32(0xFFFF), out=tmp)  # radius from the low half: u1 in (0, 1]
+    r = tmp.astype(np.float32)
+    r += 1
+    r *= np.float32(1 / 65536)
+    np.log(r, out=r)
+    r *= np.float32(-2.0 * np.float32(std) ** 2)
+    np.sqrt(r, out=r)
+    h >>= np.uint32(16)  # angle from the high half: u2 in [0, 1)
+    out = np.empty(n, dtype=np.float32)
+    theta = out[:half]
+    np.multiply(h, np.float32(2 * math.pi / 65536), out=theta, casting="unsafe")
+    rest = n - half
+    np.sin(theta[:rest], out=out[half:])
+    np.cos(theta, out=theta)
+    theta *= r
+    out[half:] *= r[:rest]
+    return out
 
 
 class AugkitNormalize(A.ImageOnlyTransform):
@@ -303,10 +346,10 @@ class AlbuBackend:
         if params is None:
             out = self.compose(image=img)["image"]
             if return_params:
-                params = Params(self.names, tuple(self._params_of(t, keys) for t, keys in zip(self.compose.transforms, self._keys)))
+                params = Params(self.names, tuple(self._params_of(t, keys) for t, keys in zip(self.compose.transforms, self._keys, strict=True)))
         else:
             out = img
-            for t, v in zip(self.compose.transforms, self._host(params)):
+            for t, v in zip(self.compose.transforms, self._host(params), strict=True):
                 out = t.apply(out, **v)
         return out, params
 
@@ -321,7 +364,7 @@ class AlbuBackend:
             raise ValueError(f"params were drawn for ops {list(params.names)}, this pipeline has {list(self.names)}")
         if params.batch_size != 1 and len(params):
             raise ValueError(f"params hold {params.batch_size} samples but a numpy image is one sample; use params.select(i)")
-        return [{k: v[k].item() for k, _ in keys} for v, keys in zip(params.values, self._keys)]
+        return [{k: v[k].item() for k, _ in keys} for v, keys in zip(params.values, self._keys, strict=True)]
 
     def check_image(self, x: Any) -> np.ndarray:
         """Validate (and convert a PIL image to) an HW / HWC uint8 or float32 array."""
