@@ -12,8 +12,8 @@ Images/s = images delivered / wall time of whole epochs (worker start-up include
 pay it), median of ``--epochs`` epochs after one warm-up epoch; the paths are interleaved
 epoch by epoch so machine noise hits them alike.
 
-    python benchmarks/loader.py                       # 224x224, auto vs plain
-    python benchmarks/loader.py --sweep 32 64 96 128 224   # the table in docs/data.md
+    PYTHONPATH=. python benchmarks/loader.py                             # 224x224, auto vs plain
+    PYTHONPATH=. python benchmarks/loader.py --sweep 32 64 96 128 224    # the table in docs/data.md
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def measure(size: int, n: int, batch_size: int, workers: int, epochs: int, paths
             loaders[name] = ak.loader(base, pipe, batch_size=batch_size, device="auto", num_workers=workers,
                                       backend=backend)
     rates: dict[str, list[float]] = {k: [] for k in loaders}
-    for k, ld in loaders.items():  # warm-up epoch
+    for ld in loaders.values():  # warm-up epoch
         epoch_rate(ld)
     for _ in range(epochs):
         for k, ld in loaders.items():

@@ -235,6 +235,34 @@ def test_cpu_path_uses_the_keyed_params_like_the_tensor_backend(png_folder):
         assert (got - ref).abs().mean() <= 1 / 255
 
 
+def test_normalize_is_applied_after_batching_on_both_paths(png_folder):
+    ops = [*no_noise_pipe(0).ops, ak.Normalize(mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))]
+    pipe, plain = ak.Pipeline(ops, seed=0), ak.Pipeline(ops[:-1], seed=0)
+    kw = dict(batch_size=16, device="cpu", num_workers=0, shuffle=False, seed=5)  # one batch: same draws
+    mean, std = torch.tensor([0.5, 0.4, 0.3])[:, None, None], torch.tensor([0.2, 0.25, 0.3])[:, None, None]
+    x = {}
+    for backend in ("tensor", "albumentations"):
+        xn, _ = run(ak.loader(png_folder, pipe, backend=backend, **kw))
+        x[backend], _ = run(ak.loader(png_folder, plain, backend=backend, **kw))
+        torch.testing.assert_close(xn, (x[backend] - mean) / std, atol=1e-5, rtol=1e-5)
+    item = ak.AugmentedDataset(png_folder, pipe, seed=5)[2][0]  # output="float": normalized per image
+    torch.testing.assert_close(item, (x["albumentations"][2] - mean) / std, atol=1e-5, rtol=1e-5)
+
+
+def test_held_batches_are_never_overwritten(png_folder):
+    """The CPU path reuses float buffers only when the caller dropped them."""
+    ld = ak.loader(png_folder, ak.default_pipeline(0), batch_size=4, device="cpu", num_workers=0, backend="albumentations")
+    ref, _ = run(ld)
+    ld.set_epoch(0)
+    held = [x for x, _ in ld]  # no copies
+    view = None
+    for x, _ in ld:  # epoch 1: buffers of dropped batches may be reused
+        view = x[0] if view is None else view
+    assert torch.equal(torch.cat(held), ref)
+    assert len({t.data_ptr() for t in held}) == len(held)
+    assert not any(view.data_ptr() == t.data_ptr() for t in held)
+
+
 def test_cpu_and_tensor_paths_agree_in_distribution(photos):
     """Many augmentations of one photo: per-image statistics from both paths pass a KS test."""
     from scipy.stats import ks_2samp

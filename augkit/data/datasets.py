@@ -17,6 +17,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
+from ..ops import Normalize
+from ..params import Params
 from ..pipeline import Pipeline
 
 __all__ = ["AugmentedDataset", "collate_uint8", "to_chw_uint8", "to_hwc_uint8", "sample_key", "split_item"]
@@ -139,7 +141,7 @@ def _stack_uint8(images: Sequence[Any]) -> Tensor:
             "resize or crop them to one size in the dataset first (e.g. torchvision.transforms.v2.Resize((H, W)) "
             "or RandomCrop/CenterCrop)"
         )
-    return default_collate([t.contiguous() for t in chws])
+    return default_collate(chws)  # one strided copy into the (shared) batch
 
 
 def collate_uint8(batch: Sequence[Any], image_key: str = "image") -> Any:
@@ -166,14 +168,41 @@ def collate_uint8(batch: Sequence[Any], image_key: str = "image") -> Any:
     return (images, *rest)
 
 
+# uint8 -> float ----------------------------------------------------------------------
+def to_float(images: Tensor, normalize: Normalize | None = None, out: Tensor | None = None) -> Tensor:
+    """uint8 (..., C, H, W) -> float32 / 255, then ``normalize`` if given, into ``out`` if given.
+
+    ``copy_`` then in-place arithmetic: on CPU this is several times faster than
+    ``torch.mul(uint8, float, out=...)``, which takes a slow mixed-dtype path.
+    """
+    if out is None:
+        out = torch.empty(images.shape, dtype=torch.float32, device=images.device)
+    out.copy_(images)
+    if normalize is None:
+        return out.mul_(1 / 255)
+    c = images.shape[-3]
+    mean = torch.tensor(normalize.mean, device=out.device).expand(c)  # (C,) or (1,) -> (C,)
+    std = torch.tensor(normalize.std, device=out.device).expand(c)
+    scale, shift = (1 / (255 * std))[:, None, None], (-mean / std)[:, None, None]
+    return torch.addcmul(shift, out, scale, out=out)
+
+
+def split_normalize(pipe: Pipeline) -> tuple[Pipeline, Normalize | None]:
+    """(pipeline without a final Normalize, that Normalize or None): per-image work stays uint8."""
+    if pipe.ops and isinstance(pipe.ops[-1], Normalize):
+        return Pipeline(pipe.ops[:-1], seed=pipe.seed), pipe.ops[-1]
+    return pipe, None
+
+
 # dataset ------------------------------------------------------------------------------
 class AugmentedDataset(Dataset):
     """Wrap a map-style dataset so each item's image is augmented per image on the CPU.
 
     The image goes through the pipeline's Albumentations backend (numpy, one image at a time),
     which is what DataLoader workers are good at. Item ``i`` at epoch ``e`` on rank ``r`` uses
-    ``pipe.sample_keyed([sample_key(pipe.seed, seed, i, e, r)])``: the same output whatever the
-    worker count, batch size or order, and different per epoch once ``set_epoch`` is called.
+    the params of ``pipe.sample_keyed([sample_key(pipe.seed, seed, i, e, r)])``: the same output
+    whatever the worker count, batch size or order, and different per epoch once ``set_epoch``
+    is called.
 
     Args:
         dataset: map-style dataset of images, ``(image, target, ...)`` tuples or dicts.
@@ -181,24 +210,38 @@ class AugmentedDataset(Dataset):
         image_key: which dict key holds the image (dict items only).
         rank: distributed rank mixed into the key; ``None`` reads torch.distributed (0 if not up).
         seed: mixed into the key with ``pipe.seed`` (``ak.loader`` passes its own ``seed``).
+        output: ``"float"``: the image becomes a (C, H, W) float32 tensor in [0, 1] (normalized if
+            the pipeline ends in Normalize); ``"uint8"``: a (C, H, W) uint8 tensor with a final
+            Normalize left out, for ``collate_uint8`` and conversion after batching (4x less
+            data between processes; ``ak.loader`` does this).
 
-    Returns items shaped like the input's, the image replaced by a (C, H, W) float32 tensor
-    (in [0, 1] unless the pipeline ends in Normalize); targets untouched.
+    Returns items shaped like the input's with the image replaced; targets untouched.
     """
 
     def __init__(
-        self, dataset: Any, pipe: Pipeline, image_key: str = "image", rank: int | None = None, seed: int = 0
+        self,
+        dataset: Any,
+        pipe: Pipeline,
+        image_key: str = "image",
+        rank: int | None = None,
+        seed: int = 0,
+        output: str = "float",
     ) -> None:
         if not isinstance(pipe, Pipeline):
             raise TypeError(f"pipe must be an ak.Pipeline, got {type(pipe).__name__}")
         if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
             raise TypeError(f"dataset must be map-style (with __getitem__ and __len__), got {type(dataset).__name__}")
+        if output not in ("float", "uint8"):
+            raise ValueError(f"output must be 'float' or 'uint8', got {output!r}")
         self.dataset = dataset
         self.pipe = pipe
         self.image_key = image_key
         self.rank = current_rank() if rank is None else int(rank)
         self.seed = int(seed)
+        self.output = output
         self.epoch = 0
+        self._per_image, self.normalize = split_normalize(pipe)
+        self._gen: torch.Generator | None = None  # made in the process that uses it
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch's augmentations (call before creating the epoch's iterator)."""
@@ -210,21 +253,19 @@ class AugmentedDataset(Dataset):
     def key(self, index: int) -> int:
         return sample_key(self.pipe.seed, self.seed, index, self.epoch, self.rank)
 
+    def keyed_params(self, index: int) -> Params:
+        """``pipe.sample_keyed([self.key(index)])``, drawn on one reused generator (same values, less overhead)."""
+        if self._gen is None:
+            self._gen = torch.Generator()
+        return self.pipe.sample(1, generator=self._gen.manual_seed(self.key(index)))
+
     def __getitem__(self, index: int) -> Any:
         item = self.dataset[index]
         image, put = split_item(item, self.image_key, f"dataset[{index}]")
         hwc = to_hwc_uint8(image, f"the image of dataset[{index}]")
-        params = self.pipe.sample_keyed([self.key(index)])
-        out = self.pipe(hwc, params=params)
-        return put(hwc_to_chw_float(np.asarray(out)))
-
-
-def hwc_to_chw_float(out: np.ndarray) -> Tensor:
-    """Albumentations output (H, W[, C]) uint8 or float -> (C, H, W) float32 tensor (uint8 / 255)."""
-    t = torch.from_numpy(np.ascontiguousarray(out))
-    if t.dim() == 2:
-        t = t[None]
-    else:
-        t = t.permute(2, 0, 1)
-    f = t.to(dtype=torch.float32, memory_format=torch.contiguous_format)
-    return f.div_(255) if t.dtype == torch.uint8 else f
+        params = self.keyed_params(index)
+        if self.normalize is not None:
+            params = Params(params.names[:-1], params.values[:-1])
+        out = torch.from_numpy(np.ascontiguousarray(self._per_image(hwc, params=params)))  # uint8 (H, W[, C])
+        chw = out[None] if out.dim() == 2 else out.permute(2, 0, 1)
+        return put(chw if self.output == "uint8" else to_float(chw, self.normalize))

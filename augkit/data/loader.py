@@ -6,6 +6,7 @@ The fallback rule of ``loader`` lives in ``choose_backend``; the measurement beh
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
@@ -14,8 +15,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from ..ops import Normalize
 from ..pipeline import Pipeline
-from .datasets import AugmentedDataset, collate_uint8, current_rank, sample_key, split_item, to_chw_uint8
+from .datasets import AugmentedDataset, collate_uint8, current_rank, sample_key, split_item, to_chw_uint8, to_float
 
 __all__ = ["DeviceLoader", "Loader", "loader", "resolve_device", "choose_backend", "CPU_TENSOR_MAX_PIXELS"]
 
@@ -161,6 +163,51 @@ class DeviceLoader:
             yield put(out)
 
 
+def _storage_uses(t: Tensor) -> int:
+    try:
+        return torch._C._storage_Use_Count(t.untyped_storage()._cdata)
+    except AttributeError:  # private API gone: never reuse
+        return -1
+
+
+class _FloatBuffers:
+    """float32 batches for the caller, reusing one the caller no longer holds (page faults on
+    fresh 224x224 batches cost more on CPU than the uint8 -> float pass itself)."""
+
+    def __init__(self) -> None:
+        self._bufs: list[Tensor] = []
+
+    def get(self, shape: tuple[int, ...]) -> Tensor:
+        for t in self._bufs:
+            # 2 refs: our list and getrefcount's argument; 2 storage uses: t and the probe
+            if t.shape == shape and sys.getrefcount(t) == 2 and _storage_uses(t) == 2:
+                return t
+        t = torch.empty(shape, dtype=torch.float32)
+        self._bufs = [b for b in self._bufs if b.shape == shape][-1:] + [t]  # keep at most two
+        return t
+
+
+class HostFinisher:
+    """Iterate a loader of uint8 batches (from ``AugmentedDataset(output="uint8")``), yielding them
+    as float32 / 255 (and normalized) on the CPU, in reused buffers."""
+
+    def __init__(self, loader: DataLoader, normalize: Normalize | None, image_key: str = "image") -> None:
+        self.loader, self.normalize, self.image_key = loader, normalize, image_key
+        self._buffers = _FloatBuffers()
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Any]:
+        for batch in self.loader:
+            images, put = _batch_images(batch, self.image_key)
+            del batch
+            out = put(to_float(images, self.normalize, self._buffers.get(tuple(images.shape))))
+            del images, put
+            yield out
+            del out  # drop our reference before the next buffer is picked
+
+
 def image_size(dataset: Any, image_key: str = "image") -> tuple[int, int]:
     """(H, W) of the dataset's first image (one item decoded)."""
     if len(dataset) == 0:
@@ -193,6 +240,8 @@ class Loader:
         self.seed = seed
         self._shuffle_gen = shuffle_gen
         self.epoch = 0
+        if isinstance(inner, AugmentedDataset):  # one finisher: its float buffers live across epochs
+            self._finisher = HostFinisher(data_loader, inner.normalize, inner.image_key)
 
     def __repr__(self) -> str:
         return f"Loader(backend={self.backend!r}, device={str(self.device)!r}, batch_size={self.data_loader.batch_size}, epoch={self.epoch})"
@@ -213,7 +262,9 @@ class Loader:
         sampler = self.data_loader.sampler
         if isinstance(self.inner, AugmentedDataset) and hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
-        return iter(self.inner if isinstance(self.inner, DeviceLoader) else self.data_loader)
+        if isinstance(self.inner, DeviceLoader):
+            return iter(self.inner)
+        return iter(self._finisher)
 
 
 def loader(
@@ -273,8 +324,7 @@ def loader(
     if backend == "tensor":
         dl = DataLoader(dataset, pin_memory=dev.type == "cuda", persistent_workers=num_workers > 0, **common)
         inner: DeviceLoader | AugmentedDataset = DeviceLoader(dl, pipe, dev, image_key=image_key, seed=seed, rank=rank)
-    else:
-        inner = AugmentedDataset(dataset, pipe, image_key=image_key, rank=rank, seed=seed)
-        common["collate_fn"] = None  # float (C, H, W) tensors: the default collate stacks them in the worker
+    else:  # workers augment per image and stack uint8; the main process converts to float once
+        inner = AugmentedDataset(dataset, pipe, image_key=image_key, rank=rank, seed=seed, output="uint8")
         dl = DataLoader(inner, **common)
     return Loader(dl, inner, backend, dev, seed, shuffle_gen)
