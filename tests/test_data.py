@@ -207,6 +207,8 @@ def test_albumentations_path_independent_of_workers_and_epochs_differ(png_folder
     (x0, y0), (x2, y2) = run(l0), run(l2)
     assert torch.equal(y0, y2) and torch.equal(x0, x2)
     x0b, y0b = run(l0)  # epoch 1
+    x2b, y2b = run(l2)  # epoch 1 on the same (persistent) workers
+    assert torch.equal(y0b, y2b) and torch.equal(x0b, x2b)
     assert not torch.equal(y0b, y0)  # reshuffled
     order = torch.argsort(y0 * 100 + torch.arange(16)), torch.argsort(y0b * 100 + torch.arange(16))
     assert not torch.allclose(x0[order[0]], x0b[order[1]], atol=2 / 255)  # other augmentations

@@ -250,20 +250,23 @@ class AugmentedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def key(self, index: int) -> int:
-        return sample_key(self.pipe.seed, self.seed, index, self.epoch, self.rank)
+    def key(self, index: int, epoch: int | None = None) -> int:
+        epoch = self.epoch if epoch is None else epoch
+        return sample_key(self.pipe.seed, self.seed, index, epoch, self.rank)
 
-    def keyed_params(self, index: int) -> Params:
-        """``pipe.sample_keyed([self.key(index)])``, drawn on one reused generator (same values, less overhead)."""
+    def keyed_params(self, index: int, epoch: int | None = None) -> Params:
+        """``pipe.sample_keyed([self.key(index, epoch)])`` on one reused generator (same values, less overhead)."""
         if self._gen is None:
             self._gen = torch.Generator()
-        return self.pipe.sample(1, generator=self._gen.manual_seed(self.key(index)))
+        return self.pipe.sample(1, generator=self._gen.manual_seed(self.key(index, epoch)))
 
-    def __getitem__(self, index: int) -> Any:
+    def __getitem__(self, index: int | tuple[int, int]) -> Any:
+        """``ds[i]`` at the current epoch, or ``ds[i, epoch]`` (what ``ak.loader``'s sampler asks for)."""
+        index, epoch = index if isinstance(index, tuple) else (index, None)
         item = self.dataset[index]
         image, put = split_item(item, self.image_key, f"dataset[{index}]")
         hwc = to_hwc_uint8(image, f"the image of dataset[{index}]")
-        params = self.keyed_params(index)
+        params = self.keyed_params(index, epoch)
         if self.normalize is not None:
             params = Params(params.names[:-1], params.values[:-1])
         out = torch.from_numpy(np.ascontiguousarray(self._per_image(hwc, params=params)))  # uint8 (H, W[, C])

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler, Sampler, SequentialSampler
 
 from ..ops import Normalize
 from ..pipeline import Pipeline
@@ -228,6 +228,24 @@ def choose_backend(device: torch.device, size: tuple[int, int]) -> str:
     return "tensor" if size[0] * size[1] <= CPU_TENSOR_MAX_PIXELS else "albumentations"
 
 
+class EpochSampler(Sampler):
+    """Yields ``(index, epoch)`` so persistent workers see each epoch without being re-forked."""
+
+    def __init__(self, sampler: Any, dataset: AugmentedDataset) -> None:
+        self.sampler, self.dataset = sampler, dataset
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.dataset.epoch  # read in the main process when the epoch starts
+        return ((int(i), epoch) for i in self.sampler)
+
+
 class Loader:
     """What ``loader`` returns: iterate it per epoch; ``backend`` says which path it took."""
 
@@ -326,5 +344,8 @@ def loader(
         inner: DeviceLoader | AugmentedDataset = DeviceLoader(dl, pipe, dev, image_key=image_key, seed=seed, rank=rank)
     else:  # workers augment per image and stack uint8; the main process converts to float once
         inner = AugmentedDataset(dataset, pipe, image_key=image_key, rank=rank, seed=seed, output="uint8")
-        dl = DataLoader(inner, **common)
+        if sampler is None:
+            sampler = RandomSampler(dataset, generator=shuffle_gen) if shuffle else SequentialSampler(dataset)
+        common.update(shuffle=False, sampler=EpochSampler(sampler, inner))
+        dl = DataLoader(inner, persistent_workers=num_workers > 0, **common)
     return Loader(dl, inner, backend, dev, seed, shuffle_gen)
