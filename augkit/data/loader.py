@@ -330,22 +330,19 @@ def loader(
         raise ValueError(f"backend='albumentations' runs on the CPU, got device={str(device)!r}; use backend='tensor'")
     rank = current_rank() if rank is None else int(rank)
     shuffle_gen = torch.Generator() if (shuffle and sampler is None) else None
+    if sampler is None:  # our own generator, reseeded per epoch: the order depends on (seed, epoch) only
+        sampler = RandomSampler(dataset, generator=shuffle_gen) if shuffle else SequentialSampler(dataset)
     common = dict(
         batch_size=batch_size,
-        shuffle=shuffle if sampler is None else False,
-        sampler=sampler,
         num_workers=num_workers,
         drop_last=drop_last,
-        generator=shuffle_gen,
+        persistent_workers=num_workers > 0,
         collate_fn=partial(collate_uint8, image_key=image_key),
     )
     if backend == "tensor":
-        dl = DataLoader(dataset, pin_memory=dev.type == "cuda", persistent_workers=num_workers > 0, **common)
+        dl = DataLoader(dataset, sampler=sampler, pin_memory=dev.type == "cuda", **common)
         inner: DeviceLoader | AugmentedDataset = DeviceLoader(dl, pipe, dev, image_key=image_key, seed=seed, rank=rank)
     else:  # workers augment per image and stack uint8; the main process converts to float once
         inner = AugmentedDataset(dataset, pipe, image_key=image_key, rank=rank, seed=seed, output="uint8")
-        if sampler is None:
-            sampler = RandomSampler(dataset, generator=shuffle_gen) if shuffle else SequentialSampler(dataset)
-        common.update(shuffle=False, sampler=EpochSampler(sampler, inner))
-        dl = DataLoader(inner, persistent_workers=num_workers > 0, **common)
+        dl = DataLoader(inner, sampler=EpochSampler(sampler, inner), **common)
     return Loader(dl, inner, backend, dev, seed, shuffle_gen)
