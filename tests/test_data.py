@@ -42,13 +42,13 @@ class PngFolder:
 
 @pytest.fixture(scope="module")
 def png_folder(tmp_path_factory, photos) -> PngFolder:
-    """16 PNGs (96x96) written from the bundled photographs, labels = photo index."""
+    """16 PNGs (104x104: above the CPU tensor-path size) written from the bundled photographs, labels = photo index."""
     root = tmp_path_factory.mktemp("pngs")
     paths, labels = [], []
     for k in range(16):
         label = k % len(photos)
-        img = Image.fromarray(list(photos.values())[label]).resize((96 - 8 * (k % 2), 96), Image.BILINEAR)
-        img = img.crop((0, 0, 88, 88)) if k % 2 == 0 else img.resize((88, 88))
+        img = Image.fromarray(list(photos.values())[label]).resize((112 - 8 * (k % 2), 112), Image.BILINEAR)
+        img = img.crop((0, 0, 104, 104)) if k % 2 == 0 else img.resize((104, 104))
         paths.append(root / f"{k:02d}.png")
         img.save(paths[-1])
         labels.append(label)
@@ -195,7 +195,7 @@ def test_png_folder_albumentations_path_shapes_dtypes_targets(png_folder):
     ld = ak.loader(png_folder, ak.default_pipeline(0), batch_size=5, device="cpu", num_workers=0, shuffle=False)
     assert ld.backend == "albumentations"
     x, y = run(ld)
-    assert x.shape == (16, 3, 88, 88) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    assert x.shape == (16, 3, 104, 104) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
     assert y.tolist() == png_folder.labels
 
 

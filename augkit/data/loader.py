@@ -23,8 +23,8 @@ __all__ = ["DeviceLoader", "Loader", "loader", "resolve_device", "choose_backend
 
 # On CPU, images with at most this many pixels (H * W) go through the batched tensor path,
 # larger ones through Albumentations in workers. Measured in docs/data.md (crossover between
-# 64x64 and 96x96 on a 2-core machine).
-CPU_TENSOR_MAX_PIXELS = 64 * 64
+# 96x96 and 128x128 on a 2-core machine).
+CPU_TENSOR_MAX_PIXELS = 96 * 96
 
 _SHUFFLE_STREAM = -1  # sample_key tags: keep shuffle order and batched-path keys apart from per-index keys
 _DEVICE_STREAM = -2
