@@ -286,6 +286,26 @@ def test_cpu_and_tensor_paths_agree_in_distribution(photos):
         assert ks_2samp(stat(xa).numpy(), stat(xt).numpy()).pvalue > 0.01
 
 
+def test_dict_items_keep_their_other_keys_on_both_paths(png_folder):
+    class Dicts:
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            img, y = png_folder[i]
+            return {"label": y, "pixels": img, "name": f"im{i}"}
+
+    for backend in ("tensor", "albumentations"):
+        ld = ak.loader(Dicts(), ak.default_pipeline(0), batch_size=3, device="cpu", num_workers=0, shuffle=False,
+                       image_key="pixels", backend=backend)
+        batches = list(ld)
+        assert [b["name"] for b in batches] == [["im0", "im1", "im2"], ["im3", "im4", "im5"]]
+        assert batches[1]["label"].tolist() == png_folder.labels[3:6]
+        assert batches[0]["pixels"].shape == (3, 3, 104, 104) and batches[0]["pixels"].dtype == torch.float32
+    with pytest.raises(KeyError, match="without image_key 'image'.*'pixels'"):
+        ak.loader(Dicts(), ak.default_pipeline(0), device="cpu")
+
+
 # distributed --------------------------------------------------------------------------
 def test_distributed_sampler_ranks_split_data_and_rerun_identically():
     ds = TensorDataset(sample_batch(16, 20), torch.arange(20))
