@@ -263,6 +263,7 @@ def test_held_batches_are_never_overwritten(png_folder):
     assert torch.equal(torch.cat(held), ref)
     assert len({t.data_ptr() for t in held}) == len(held)
     assert not any(view.data_ptr() == t.data_ptr() for t in held)
+    assert len({x.data_ptr() for x, _ in ld}) == 2  # dropped batches: two buffers take turns
 
 
 def test_cpu_and_tensor_paths_agree_in_distribution(photos):

@@ -170,18 +170,28 @@ def _storage_uses(t: Tensor) -> int:
         return -1
 
 
+def _refs(bufs: list[Tensor], i: int) -> tuple[int, int]:
+    """(Python refs, storage uses) of ``bufs[i]``, counted the same way for the probe and the buffers."""
+    t = bufs[i]
+    return sys.getrefcount(t), _storage_uses(t)
+
+
 class _FloatBuffers:
     """float32 batches for the caller, reusing one the caller no longer holds (page faults on
-    fresh 224x224 batches cost more on CPU than the uint8 -> float pass itself)."""
+    fresh 224x224 batches cost more on CPU than the uint8 -> float pass itself).
+
+    "No longer held" = as many references as a probe tensor held only by a list, counted by the
+    same code (refcount conventions differ between Python versions), and no views of it alive.
+    """
 
     def __init__(self) -> None:
         self._bufs: list[Tensor] = []
+        self._free = _refs([torch.empty(1)], 0)
 
     def get(self, shape: tuple[int, ...]) -> Tensor:
-        for t in self._bufs:
-            # 2 refs: our list and getrefcount's argument; 2 storage uses: t and the probe
-            if t.shape == shape and sys.getrefcount(t) == 2 and _storage_uses(t) == 2:
-                return t
+        for i in range(len(self._bufs)):  # no loop variable bound to a buffer: counts match the probe's
+            if self._bufs[i].shape == shape and _refs(self._bufs, i) == self._free:
+                return self._bufs[i]
         t = torch.empty(shape, dtype=torch.float32)
         self._bufs = [b for b in self._bufs if b.shape == shape][-1:] + [t]  # keep at most two
         return t
