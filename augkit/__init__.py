@@ -1,6 +1,6 @@
 """augkit: fast batched data augmentation on the GPU, dependable per-image fallback on the CPU."""
 
-from .data import expand
+from .data import AugmentedDataset, DeviceLoader, collate_uint8, expand, loader
 from .ops import Contrast, GaussianNoise, HorizontalFlip, Normalize, Op, VerticalFlip, Zoom
 from .params import Params
 from .pipeline import Pipeline, default_pipeline
@@ -19,5 +19,9 @@ __all__ = [
     "Contrast",
     "GaussianNoise",
     "Normalize",
+    "AugmentedDataset",
+    "DeviceLoader",
+    "loader",
+    "collate_uint8",
     "__version__",
 ]

@@ -1,0 +1,358 @@
+"""Loader side: DeviceLoader (uint8 batches -> device -> batched pipeline) and ``loader(device="auto")``.
+
+The fallback rule of ``loader`` lives in ``choose_backend``; the measurement behind it is in
+``docs/data.md`` and ``benchmarks/loader.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, RandomSampler, Sampler, SequentialSampler
+
+from ..ops import Normalize
+from ..pipeline import Pipeline
+from .datasets import AugmentedDataset, collate_uint8, current_rank, sample_key, split_item, to_chw_uint8, to_float
+
+__all__ = ["DeviceLoader", "Loader", "loader", "resolve_device", "choose_backend", "CPU_TENSOR_MAX_PIXELS"]
+
+# On CPU, images with at most this many pixels (H * W) go through the batched tensor path,
+# larger ones through Albumentations in workers. Measured in docs/data.md (crossover between
+# 96x96 and 128x128 on a 2-core machine).
+CPU_TENSOR_MAX_PIXELS = 96 * 96
+
+_SHUFFLE_STREAM = -1  # sample_key tags: keep shuffle order and batched-path keys apart from per-index keys
+_DEVICE_STREAM = -2
+
+
+def resolve_device(device: torch.device | str) -> torch.device:
+    """``"auto"`` -> CUDA if available else CPU; a CUDA device without CUDA is a clear error."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or a torch.device, got {device!r}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise RuntimeError(
+                f"device={str(device)!r} but CUDA is not available (torch {torch.__version__}, {build}); "
+                "use device='cpu', or device='auto' to fall back to the CPU"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device={str(device)!r} but only {torch.cuda.device_count()} CUDA device(s) are visible")
+    return dev
+
+
+def _batch_images(batch: Any, image_key: str) -> tuple[Tensor, Callable[[Any], Any]]:
+    images, put = split_item(batch, image_key, "a batch from the wrapped loader")
+    if not isinstance(images, Tensor) or images.dim() != 4:
+        got = f"shape {tuple(images.shape)}" if isinstance(images, Tensor) else type(images).__name__
+        raise TypeError(
+            f"DeviceLoader needs batches whose images are one (B, C, H, W) uint8 tensor, got {got}; "
+            "build the DataLoader with collate_fn=ak.collate_uint8"
+        )
+    if images.shape[-1] in (1, 3, 4) and images.shape[1] > 4:
+        raise ValueError(
+            f"batch images of shape {tuple(images.shape)} look channels-last (B, H, W, C); "
+            "use collate_fn=ak.collate_uint8, which stacks numpy HWC images as (B, C, H, W)"
+        )
+    return images, put
+
+
+class DeviceLoader:
+    """Augment whole batches on a device: uint8 batch -> (pinned, async) copy -> ``pipe(batch)``.
+
+    Args:
+        loader: any iterable of batches whose images are (B, C, H, W) uint8 tensors, e.g. a
+            ``DataLoader(..., collate_fn=ak.collate_uint8)``; batches may be tensors, tuples
+            (images first) or dicts (``image_key``).
+        pipe: the augmentation pipeline.
+        device: where to augment ("cuda", "cuda:1", "cpu", "auto").
+        seed: mixed with ``pipe.seed``, the epoch and the rank into each epoch's generator.
+        rank: distributed rank; ``None`` reads torch.distributed (0 if not up).
+
+    Yields batches shaped like the input's, the images replaced by float32 (B, C, H, W) on
+    ``device``; targets untouched. On CUDA, batch k+1 is copied on a side stream while batch
+    k is augmented; the host never converts to float. Each ``iter()`` uses the current epoch
+    and then advances it; ``set_epoch(e)`` picks one (forwarded to the loader's sampler).
+    """
+
+    def __init__(
+        self,
+        loader: Any,
+        pipe: Pipeline,
+        device: torch.device | str = "cuda",
+        image_key: str = "image",
+        seed: int = 0,
+        rank: int | None = None,
+    ) -> None:
+        if not isinstance(pipe, Pipeline):
+            raise TypeError(f"pipe must be an ak.Pipeline, got {type(pipe).__name__}")
+        if not hasattr(loader, "__iter__"):
+            raise TypeError(f"loader must be an iterable of batches (e.g. a DataLoader), got {type(loader).__name__}")
+        self.loader = loader
+        self.pipe = pipe
+        self.device = resolve_device(device)
+        self.image_key = image_key
+        self.seed = int(seed)
+        self.rank = current_rank() if rank is None else int(rank)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        sampler = getattr(self.loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(self.epoch)
+
+    def generator(self, epoch: int) -> torch.Generator:
+        """The generator for ``epoch`` on this loader's device (same run, same draws)."""
+        key = sample_key(_DEVICE_STREAM, self.pipe.seed, self.seed, epoch, self.rank)
+        return torch.Generator(device=self.device).manual_seed(key)
+
+    def __iter__(self) -> Iterator[Any]:
+        epoch = self.epoch
+        self.set_epoch(epoch)  # the sampler shuffles for the same epoch
+        self.epoch = epoch + 1
+        gen = self.generator(epoch)
+        if self.device.type == "cuda":
+            return self._iter_cuda(gen)
+        return self._iter_plain(gen)
+
+    def _augment(self, images: Tensor, gen: torch.Generator) -> Tensor:
+        params = self.pipe.sample(images.shape[0], self.device, generator=gen)
+        return self.pipe(images, params=params)
+
+    def _iter_plain(self, gen: torch.Generator) -> Iterator[Any]:
+        for batch in self.loader:
+            images, put = _batch_images(batch, self.image_key)
+            yield put(self._augment(images.to(self.device), gen))
+
+    def _iter_cuda(self, gen: torch.Generator) -> Iterator[Any]:
+        copy_stream = torch.cuda.Stream(self.device)
+        batches = iter(self.loader)
+
+        def start_next() -> tuple[Tensor, Callable[[Any], Any]] | None:
+            batch = next(batches, None)
+            if batch is None:
+                return None
+            images, put = _batch_images(batch, self.image_key)
+            if images.device.type == "cpu" and not images.is_pinned():
+                images = images.pin_memory()
+            with torch.cuda.stream(copy_stream):
+                on_device = images.to(self.device, non_blocking=True)  # uint8 over the bus
+            return on_device, put
+
+        nxt = start_next()
+        while nxt is not None:
+            images, put = nxt
+            compute = torch.cuda.current_stream(self.device)
+            compute.wait_stream(copy_stream)
+            images.record_stream(compute)  # its memory belongs to the compute stream now
+            out = self._augment(images, gen)  # queued on the GPU
+            nxt = start_next()  # host fetch + copy of the next batch overlap that work
+            yield put(out)
+
+
+def _storage_uses(t: Tensor) -> int:
+    try:
+        return torch._C._storage_Use_Count(t.untyped_storage()._cdata)
+    except AttributeError:  # private API gone: never reuse
+        return -1
+
+
+def _refs(bufs: list[Tensor], i: int) -> tuple[int, int]:
+    """(Python refs, storage uses) of ``bufs[i]``, counted the same way for the probe and the buffers."""
+    t = bufs[i]
+    return sys.getrefcount(t), _storage_uses(t)
+
+
+class _FloatBuffers:
+    """float32 batches for the caller, reusing one the caller no longer holds (page faults on
+    fresh 224x224 batches cost more on CPU than the uint8 -> float pass itself).
+
+    "No longer held" = as many references as a probe tensor held only by a list, counted by the
+    same code (refcount conventions differ between Python versions), and no views of it alive.
+    """
+
+    def __init__(self) -> None:
+        self._bufs: list[Tensor] = []
+        self._free = _refs([torch.empty(1)], 0)
+
+    def get(self, shape: tuple[int, ...]) -> Tensor:
+        for i in range(len(self._bufs)):  # no loop variable bound to a buffer: counts match the probe's
+            if self._bufs[i].shape == shape and _refs(self._bufs, i) == self._free:
+                return self._bufs[i]
+        t = torch.empty(shape, dtype=torch.float32)
+        self._bufs = [b for b in self._bufs if b.shape == shape][-1:] + [t]  # keep at most two
+        return t
+
+
+class HostFinisher:
+    """Iterate a loader of uint8 batches (from ``AugmentedDataset(output="uint8")``), yielding them
+    as float32 / 255 (and normalized) on the CPU, in reused buffers."""
+
+    def __init__(self, loader: DataLoader, normalize: Normalize | None, image_key: str = "image") -> None:
+        self.loader, self.normalize, self.image_key = loader, normalize, image_key
+        self._buffers = _FloatBuffers()
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Any]:
+        for batch in self.loader:
+            images, put = _batch_images(batch, self.image_key)
+            del batch
+            out = put(to_float(images, self.normalize, self._buffers.get(tuple(images.shape))))
+            del images, put
+            yield out
+            del out  # drop our reference before the next buffer is picked
+
+
+def image_size(dataset: Any, image_key: str = "image") -> tuple[int, int]:
+    """(H, W) of the dataset's first image (one item decoded)."""
+    if len(dataset) == 0:
+        raise ValueError("dataset is empty: nothing to load")
+    image, _ = split_item(dataset[0], image_key, "dataset[0]")
+    chw = to_chw_uint8(image, "the image of dataset[0]")
+    return int(chw.shape[1]), int(chw.shape[2])
+
+
+def choose_backend(device: torch.device, size: tuple[int, int]) -> str:
+    """The fallback rule: "tensor" (batched on ``device``) or "albumentations" (per image in workers).
+
+    CUDA (or any accelerator) -> "tensor". CPU -> "tensor" for images of at most
+    ``CPU_TENSOR_MAX_PIXELS`` pixels, where batched code wins (docs/data.md), else "albumentations".
+    """
+    if device.type != "cpu":
+        return "tensor"
+    return "tensor" if size[0] * size[1] <= CPU_TENSOR_MAX_PIXELS else "albumentations"
+
+
+class EpochSampler(Sampler):
+    """Yields ``(index, epoch)`` so persistent workers see each epoch without being re-forked."""
+
+    def __init__(self, sampler: Any, dataset: AugmentedDataset) -> None:
+        self.sampler, self.dataset = sampler, dataset
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.dataset.epoch  # read in the main process when the epoch starts
+        return ((int(i), epoch) for i in self.sampler)
+
+
+class Loader:
+    """What ``loader`` returns: iterate it per epoch; ``backend`` says which path it took."""
+
+    def __init__(self, data_loader: DataLoader, inner: DeviceLoader | AugmentedDataset, backend: str,
+                 device: torch.device, seed: int, shuffle_gen: torch.Generator | None) -> None:
+        self.data_loader = data_loader
+        self.inner = inner
+        self.backend = backend
+        self.device = device
+        self.seed = seed
+        self._shuffle_gen = shuffle_gen
+        self.epoch = 0
+        if isinstance(inner, AugmentedDataset):  # one finisher: its float buffers live across epochs
+            self._finisher = HostFinisher(data_loader, inner.normalize, inner.image_key)
+
+    def __repr__(self) -> str:
+        return f"Loader(backend={self.backend!r}, device={str(self.device)!r}, batch_size={self.data_loader.batch_size}, epoch={self.epoch})"
+
+    def __len__(self) -> int:
+        return len(self.data_loader)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Pick the epoch of the next iteration (augmentations, shuffle order, sampler)."""
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[Any]:
+        epoch = self.epoch
+        self.epoch = epoch + 1
+        if self._shuffle_gen is not None:
+            self._shuffle_gen.manual_seed(sample_key(_SHUFFLE_STREAM, self.seed, epoch))
+        self.inner.set_epoch(epoch)
+        sampler = self.data_loader.sampler
+        if isinstance(self.inner, AugmentedDataset) and hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        if isinstance(self.inner, DeviceLoader):
+            return iter(self.inner)
+        return iter(self._finisher)
+
+
+def loader(
+    dataset: Any,
+    pipe: Pipeline,
+    batch_size: int = 64,
+    device: torch.device | str = "auto",
+    num_workers: int = 2,
+    shuffle: bool = True,
+    seed: int = 0,
+    *,
+    image_key: str = "image",
+    backend: str = "auto",
+    sampler: Any = None,
+    drop_last: bool = False,
+    rank: int | None = None,
+) -> Loader:
+    """A loader of augmented batches: ``for images, targets in loader(...)``.
+
+    ``device="auto"`` picks CUDA when available. ``backend="auto"`` applies the fallback rule
+    (``choose_backend``): on CUDA, workers only decode and collate uint8 and the batch is
+    augmented on the GPU (``DeviceLoader``); on CPU, large images run per image through
+    Albumentations in the workers (``AugmentedDataset``) and small ones batched on the CPU.
+    Force a path with ``backend="tensor"`` or ``"albumentations"`` (the latter only on CPU).
+
+    Args:
+        dataset: map-style dataset of images, (image, target, ...) tuples or dicts (``image_key``).
+        seed: seeds the shuffle order and is mixed into the augmentation keys with ``pipe.seed``.
+        sampler: e.g. a ``DistributedSampler`` (then ``shuffle`` is the sampler's business);
+            ``set_epoch`` is forwarded to it.
+        rank: distributed rank mixed into the keys; ``None`` reads torch.distributed.
+
+    Images come out float32 (B, C, H, W) on the device; targets are collated, not moved.
+    """
+    if not isinstance(pipe, Pipeline):
+        raise TypeError(f"pipe must be an ak.Pipeline, got {type(pipe).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if backend not in ("auto", "tensor", "albumentations"):
+        raise ValueError(f"backend must be 'auto', 'tensor' or 'albumentations', got {backend!r}")
+    dev = resolve_device(device)
+    if backend == "auto":
+        backend = choose_backend(dev, image_size(dataset, image_key))
+    elif backend == "albumentations" and dev.type != "cpu":
+        raise ValueError(f"backend='albumentations' runs on the CPU, got device={str(device)!r}; use backend='tensor'")
+    rank = current_rank() if rank is None else int(rank)
+    shuffle_gen = torch.Generator() if (shuffle and sampler is None) else None
+    if sampler is None:  # our own generator, reseeded per epoch: the order depends on (seed, epoch) only
+        sampler = RandomSampler(dataset, generator=shuffle_gen) if shuffle else SequentialSampler(dataset)
+    common = dict(
+        batch_size=batch_size,
+        num_workers=num_workers,
+        drop_last=drop_last,
+        persistent_workers=num_workers > 0,
+        collate_fn=partial(collate_uint8, image_key=image_key),
+    )
+    if backend == "tensor":
+        dl = DataLoader(dataset, sampler=sampler, pin_memory=dev.type == "cuda", **common)
+        inner: DeviceLoader | AugmentedDataset = DeviceLoader(dl, pipe, dev, image_key=image_key, seed=seed, rank=rank)
+    else:  # workers augment per image and stack uint8; the main process converts to float once
+        inner = AugmentedDataset(dataset, pipe, image_key=image_key, rank=rank, seed=seed, output="uint8")
+        dl = DataLoader(inner, sampler=EpochSampler(sampler, inner), **common)
+    return Loader(dl, inner, backend, dev, seed, shuffle_gen)
