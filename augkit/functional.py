@@ -62,13 +62,12 @@ def _ramp(n: int, device: torch.device) -> Tensor:
     return torch.arange(n, dtype=torch.float32, device=device)
 
 
-def warp_axis_aligned(img: Tensor, ax: Tensor, bx: Tensor, ay: Tensor, by: Tensor, out: Tensor, grid: Tensor) -> Tensor:
+def warp_axis_aligned(img: Tensor, ax: Tensor, bx: Tensor, ay: Tensor, by: Tensor, grid: Tensor) -> Tensor:
     """Bilinear warp by the per-sample matrix [[ax, 0, bx], [0, ay, by], [0, 0, 1]]; outside reads 0.
 
     The matrix maps input to output pixel coordinates (each argument is (B,)). With no
     rotation or shear the sampling grid is two 1-D ramps, far cheaper than ``affine_grid``.
-    Shape: img (B, C, H, W) float32 -> (B, C, H, W), written to ``out`` on CPU; ``grid`` is a
-    (B, H, W, 2) float32 buffer.
+    Shape: img (B, C, H, W) float32 -> (B, C, H, W); ``grid`` is a (B, H, W, 2) float32 buffer.
     """
     b, _, h, w = img.shape
     # output pixel j reads input (j - b) / a; grid_sample wants (2 * src + 1) / size - 1
@@ -76,9 +75,7 @@ def warp_axis_aligned(img: Tensor, ax: Tensor, bx: Tensor, ay: Tensor, by: Tenso
     gy = (_ramp(h, img.device)[None] - by[:, None]).mul_((2 / h) / ay[:, None]).add_(1 / h - 1)  # (B, H)
     torch.stack((gx[:, None, :].expand(b, h, w), gy[:, :, None].expand(b, h, w)), dim=-1, out=grid)
     # bilinear (0), zero padding (0), align_corners=False: the kernel Kornia's warp_affine calls.
-    # On CPU write into the reused ``out`` (fresh pages fault); elsewhere allocation is cheap.
-    if img.device.type == "cpu":
-        return torch.ops.aten.grid_sampler_2d.out(img, grid, 0, 0, False, out=out)
+    # (Its out= overload computes into a new tensor and copies: slower than a fresh result.)
     return torch.grid_sampler_2d(img, grid, 0, 0, False)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -60,7 +60,7 @@ class Op:
     """Base of every op spec. Subclasses set ``kind`` and implement ``sample``."""
 
     kind: ClassVar[str] = "photometric"  # "geometric" ops move pixels, "photometric" change values
-    p: float = 1.0
+    p: float = field(default=1.0, kw_only=True)  # keyword-only: Zoom((0.8, 1.2)) sets scale
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "p", _check_p(type(self).__name__, self.p))
@@ -102,8 +102,7 @@ class Zoom(Op):
 
     kind: ClassVar[str] = "geometric"
     scale: tuple[float, float] = (0.8, 1.2)
-    p: float = 1.0
-    fill: float = 0.0
+    fill: float = field(default=0.0, kw_only=True)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -125,7 +124,6 @@ class Contrast(Op):
     """
 
     factor: tuple[float, float] = (0.8, 1.2)
-    p: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -145,7 +143,6 @@ class GaussianNoise(Op):
     """
 
     std: tuple[float, float] = (0.0, 0.05)
-    p: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -163,7 +160,6 @@ class Normalize(Op):
 
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
-    p: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -98,3 +98,12 @@ def test_ops_module_imports_without_kornia_or_albumentations():
         "assert not any(m.split('.')[0] in ('kornia', 'albumentations') for m in sys.modules)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_positional_arguments_are_the_op_values():
+    assert ak.Zoom((0.7, 1.1)).scale == (0.7, 1.1) and ak.Zoom((0.7, 1.1)).p == 1.0
+    assert ak.Contrast((0.5, 1.5)).factor == (0.5, 1.5)
+    assert ak.GaussianNoise((0.0, 0.1)).std == (0.0, 0.1)
+    assert ak.HorizontalFlip(0.3).p == 0.3  # as torchvision's RandomHorizontalFlip(p)
+    with pytest.raises(TypeError):
+        ak.Zoom((0.7, 1.1), 0.5)  # p and fill are keyword-only

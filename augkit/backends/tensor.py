@@ -101,6 +101,17 @@ def _storage_uses(t: Tensor) -> int:
         return -1
 
 
+@dataclass
+class _Value:
+    """The batch between steps: true values are ``a * w + b``; ``mine`` if ``w`` may be overwritten."""
+
+    w: Tensor
+    a: float
+    b: float
+    mine: bool = False  # our scratch or a fresh tensor, not the caller's input
+    fresh: bool = False  # allocated for this call: may be handed to the caller
+
+
 class TensorBackend:
     """Runs a list of ops on (B, C, H, W) tensors with given params."""
 
@@ -111,42 +122,42 @@ class TensorBackend:
 
     def __call__(self, x: Tensor, params: Params) -> Tensor:
         """x: (B, C, H, W) uint8 or float in [0, 1] (checked by the caller) -> float32."""
-        shape, dev = tuple(x.shape), x.device
-        out = self._ws.output(shape, dev)
         if x.numel() == 0:
-            return out
-        w = x
-        a, b = (1.0 / 255, 0.0) if x.dtype == torch.uint8 else (1.0, 0.0)  # true value = a * w + b
+            return torch.empty(x.shape, dtype=torch.float32, device=x.device)
+        v = _Value(x, 1.0 / 255 if x.dtype == torch.uint8 else 1.0, 0.0)
         for n, step in enumerate(self.steps):
-            if step.kind != "flip" and w.dtype != torch.float32:
-                w = self._scratch(w, shape, dev).copy_(w)  # convert by copy: mixed-dtype math is slow on CPU
-            last = n == len(self.steps) - 1
-            dst = out if last and step.kind in ("contrast", "noise", "normalize") else self._scratch(w, shape, dev)
-            w, a, b = getattr(self, "_" + step.kind)(step, w, a, b, params, dst)
-        if w is out:
-            return out
-        return _affine(w, a, b, out)  # last step left a scale/offset (or no step ran)
+            if step.kind != "flip" and v.w.dtype != torch.float32:  # convert by copy: mixed-dtype math is slow on CPU
+                v = _Value(self._ws.get("in", tuple(x.shape), torch.float32, x.device).copy_(v.w), v.a, v.b, mine=True)
+            v = getattr(self, "_" + step.kind)(step, v, params, n == len(self.steps) - 1)
+        if v.fresh and v.w.dtype == torch.float32:
+            return _affine(v.w, v.a, v.b, v.w) if (v.a, v.b) != (1.0, 0.0) else v.w
+        return _affine(v.w, v.a, v.b, self._output(v.w))  # a scale/offset is left (or no step ran)
 
-    def _scratch(self, w: Tensor, shape: tuple[int, ...], dev: torch.device) -> Tensor:
-        """A float32 scratch buffer that is not ``w`` (ping-pong between two)."""
-        first = self._ws.get("a", shape, torch.float32, dev)
-        return self._ws.get("b", shape, torch.float32, dev) if w is first else first
+    def _output(self, w: Tensor) -> Tensor:
+        return self._ws.output(tuple(w.shape), w.device)
 
-    def _is_scratch(self, w: Tensor) -> bool:
-        return any(w is self._ws.get(k, tuple(w.shape), torch.float32, w.device) for k in ("a", "b"))
+    def _dst(self, v: _Value, last: bool) -> _Value:
+        """Where an elementwise step writes: the caller's output if last, else in place if we may."""
+        if last:
+            return _Value(self._output(v.w), 1.0, 0.0, mine=True, fresh=True)
+        if v.mine:
+            return _Value(v.w, 1.0, 0.0, mine=True, fresh=v.fresh)
+        return _Value(self._ws.get("a", tuple(v.w.shape), torch.float32, v.w.device), 1.0, 0.0, mine=True)
 
-    def _flip(self, step: _Step, w: Tensor, a: float, b: float, params: Params, dst: Tensor):
-        hflip = vflip = torch.zeros(w.shape[0], dtype=torch.bool, device=w.device)
+    def _flip(self, step: _Step, v: _Value, params: Params, last: bool) -> _Value:
+        hflip = vflip = torch.zeros(v.w.shape[0], dtype=torch.bool, device=v.w.device)
         for i in step.indices:  # two flips of one axis cancel
             if isinstance(self.ops[i], HorizontalFlip):
                 hflip = hflip ^ params[i]["apply"]
             else:
                 vflip = vflip ^ params[i]["apply"]
-        if w.dtype != torch.float32:  # flip the input's own bytes: 4x less traffic than floats
-            dst = self._ws.get("flip", tuple(w.shape), w.dtype, w.device)
-        return F.flip_gather(w, hflip, vflip, dst), a, b
+        # a gather cannot run in place; uint8 stays uint8 (4x less traffic than floats)
+        name = "flip" if v.w is not self._ws.get("flip", tuple(v.w.shape), v.w.dtype, v.w.device) else "flip2"
+        dst = self._ws.get(name, tuple(v.w.shape), v.w.dtype, v.w.device)
+        return _Value(F.flip_gather(v.w, hflip, vflip, dst), v.a, v.b, mine=True)
 
-    def _warp(self, step: _Step, w: Tensor, a: float, b: float, params: Params, dst: Tensor):
+    def _warp(self, step: _Step, v: _Value, params: Params, last: bool) -> _Value:
+        w = v.w
         bsz, _, h, wd = w.shape
         x_map = y_map = None  # the run's matrix, axis by axis: u -> a * u + b, None = identity
         moved = torch.zeros(bsz, dtype=torch.bool, device=w.device)
@@ -166,61 +177,66 @@ class TensorBackend:
         ax, bx = x_map or (one, one - 1)
         ay, by = y_map or (one, one - 1)
         # outside the image must read as ``fill``: shift values so fill sits at 0 in w-units
-        c = (fill - b) / a
+        c = (fill - v.b) / v.a
         src = w
         if c != 0.0:
-            src = w if self._is_scratch(w) else self._ws.get("warp_in", tuple(w.shape), torch.float32, w.device)
+            src = w if v.mine else self._ws.get("a", tuple(w.shape), torch.float32, w.device)
             torch.sub(w, c, out=src)
         grid = self._ws.get("grid", (bsz, h, wd, 2), torch.float32, w.device)
         if _host_selects(w.device):  # selection is free on the host: warp only moved samples
             idx = moved.nonzero().squeeze(1)
             if len(idx) == bsz:
-                dst = F.warp_axis_aligned(src, ax, bx, ay, by, dst, grid)
+                out = F.warp_axis_aligned(src, ax, bx, ay, by, grid)
             else:
-                dst.copy_(src)
+                out = src.clone()
                 if len(idx):
-                    sub = torch.empty_like(src[idx])
-                    F.warp_axis_aligned(src[idx], ax[idx], bx[idx], ay[idx], by[idx], sub, grid[: len(idx)])
-                    dst.index_copy_(0, idx, sub)
+                    out.index_copy_(0, idx, F.warp_axis_aligned(src[idx], ax[idx], bx[idx], ay[idx], by[idx], grid[: len(idx)]))
         else:  # no host sync: warp all, keep unmoved samples bit-exact
-            dst = torch.where(moved[:, None, None, None], F.warp_axis_aligned(src, ax, bx, ay, by, dst, grid), src)
-        return dst, a, b + a * c
+            out = torch.where(moved[:, None, None, None], F.warp_axis_aligned(src, ax, bx, ay, by, grid), src)
+        return _Value(out, v.a, v.b + v.a * c, mine=True, fresh=True)
 
-    def _contrast(self, step: _Step, w: Tensor, a: float, b: float, params: Params, dst: Tensor):
-        (i,) = step.indices
-        p = params[i]
-        m = F.grey_mean(w) * a + b  # (B,) mean grey in [0, 1]
+    def _contrast(self, step: _Step, v: _Value, params: Params, last: bool) -> _Value:
+        p = params[step.indices[0]]
+        m = F.grey_mean(v.w) * v.a + v.b  # (B,) mean grey in [0, 1], before dst may overwrite w
         f = torch.where(p["apply"], p["factor"].float(), 1.0)
-        scale = (f * a)[:, None, None, None]
-        shift = (f * b + m * (1 - f))[:, None, None, None]
-        return _affine(w, scale, shift, dst).clamp_(0.0, 1.0), 1.0, 0.0
+        scale = (f * v.a)[:, None, None, None]
+        shift = (f * v.b + m * (1 - f))[:, None, None, None]
+        d = self._dst(v, last)
+        _affine(v.w, scale, shift, d.w).clamp_(0.0, 1.0)
+        return d
 
-    def _noise(self, step: _Step, w: Tensor, a: float, b: float, params: Params, dst: Tensor):
-        (i,) = step.indices
-        p = params[i]
-        bsz = w.shape[0]
-        n = w[0].numel()
+    def _noise(self, step: _Step, v: _Value, params: Params, last: bool) -> _Value:
+        p = params[step.indices[0]]
+        bsz, n = v.w.shape[0], v.w[0].numel()
         half = (n + 1) // 2
         work = tuple(
-            self._ws.get(name, (bsz, half), dt, w.device)
+            self._ws.get(name, (bsz, half), dt, v.w.device)
             for name, dt in (("nz_h", torch.int32), ("nz_t", torch.int32), ("nz_r", torch.float32))
         )
         std = torch.where(p["apply"], p["std"].float(), 0.0)
-        field = F.normal_field(p["seed"], std, dst.view(bsz, n), work).view(w.shape)
-        field.add_(w, alpha=a)
-        if b:
-            field.add_(b)
-        return field.clamp_(0.0, 1.0), 1.0, 0.0
+        d = self._dst(v, last)
+        if d.w is v.w:  # in place: the field needs its own buffer
+            field = self._ws.get("field", tuple(v.w.shape), torch.float32, v.w.device)
+            F.normal_field(p["seed"], std, field.view(bsz, n), work)
+            if v.a != 1.0:
+                d.w.mul_(v.a)
+            d.w.add_(field)
+        else:
+            F.normal_field(p["seed"], std, d.w.view(bsz, n), work)
+            d.w.add_(v.w, alpha=v.a)
+        if v.b:
+            d.w.add_(v.b)
+        d.w.clamp_(0.0, 1.0)
+        return d
 
-    def _normalize(self, step: _Step, w: Tensor, a: float, b: float, params: Params, dst: Tensor):
-        (i,) = step.indices
-        op = self.ops[i]
-        c = w.shape[1]
-        mean = torch.tensor(op.mean, device=w.device).expand(c) if len(op.mean) == 1 else torch.tensor(op.mean, device=w.device)
-        std = torch.tensor(op.std, device=w.device).expand(c) if len(op.std) == 1 else torch.tensor(op.std, device=w.device)
-        scale = (a / std)[None, :, None, None]
-        shift = ((b - mean) / std)[None, :, None, None]
-        return _affine(w, scale, shift, dst), 1.0, 0.0
+    def _normalize(self, step: _Step, v: _Value, params: Params, last: bool) -> _Value:
+        op = self.ops[step.indices[0]]
+        c = v.w.shape[1]
+        mean = torch.tensor(op.mean, device=v.w.device).expand(c)
+        std = torch.tensor(op.std, device=v.w.device).expand(c)
+        d = self._dst(v, last)
+        _affine(v.w, (v.a / std)[None, :, None, None], ((v.b - mean) / std)[None, :, None, None], d.w)
+        return d
 
 
 def _host_selects(device: torch.device) -> bool:
