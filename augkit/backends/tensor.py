@@ -4,9 +4,11 @@ The plan, made once per pipeline: every run of consecutive geometric ops becomes
 3x3 matrix per sample and one warp (a flip-only run is one gather, no warp); each
 photometric op is one elementwise pass. Values are carried as ``true = a * w + b`` with
 python floats ``a, b`` so the uint8 -> [0, 1] scale and a fill offset fold into the next
-pass instead of costing their own. Scratch buffers are reused between calls; on CPU the
-output buffer is reused too once the caller has dropped every reference to it, since page
-faults on fresh 224x224 outputs cost more than the arithmetic.
+pass instead of costing their own. On CPU the batch runs in blocks of samples (8 MiB of
+float32 each) so that the passes after the warp read and write cache, not memory; a block is
+a tiling of the batch, every sample's result is the same whatever the block. Scratch buffers
+are reused between calls; on CPU the output buffer is reused too once the caller has dropped
+every reference to it, since page faults on fresh 224x224 outputs cost more than the arithmetic.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def plan(ops: list[Op]) -> list[_Step]:
 class _Workspace:
     """Scratch buffers keyed by name, shape, dtype and device; reused across calls."""
 
-    MAX_BUFFERS = 16  # a stream of ever-new shapes must not grow memory without bound
+    MAX_BUFFERS = 32  # a stream of ever-new shapes must not grow memory without bound
 
     def __init__(self) -> None:
         self._bufs: OrderedDict[tuple, Tensor] = OrderedDict()
@@ -109,7 +111,6 @@ class _Value:
     a: float
     b: float
     mine: bool = False  # our scratch or a fresh tensor, not the caller's input
-    fresh: bool = False  # allocated for this call: may be handed to the caller
 
 
 class TensorBackend:
@@ -122,29 +123,32 @@ class TensorBackend:
 
     def __call__(self, x: Tensor, params: Params) -> Tensor:
         """x: (B, C, H, W) uint8 or float in [0, 1] (checked by the caller) -> float32."""
+        out = self._ws.output(tuple(x.shape), x.device)
         if x.numel() == 0:
-            return torch.empty(x.shape, dtype=torch.float32, device=x.device)
+            return out
+        rows = _block_rows(x) if x.device.type == "cpu" else len(x)
+        for i in range(0, len(x), rows):  # on CPU, blocks of samples whose passes stay in cache
+            self._run(x[i : i + rows], params.select(slice(i, i + rows)) if rows < len(x) else params, out[i : i + rows])
+        return out
+
+    def _run(self, x: Tensor, params: Params, out: Tensor) -> None:
         v = _Value(x, 1.0 / 255 if x.dtype == torch.uint8 else 1.0, 0.0)
         for n, step in enumerate(self.steps):
             if step.kind != "flip" and v.w.dtype != torch.float32:  # convert by copy: mixed-dtype math is slow on CPU
                 v = _Value(self._ws.get("in", tuple(x.shape), torch.float32, x.device).copy_(v.w), v.a, v.b, mine=True)
-            v = getattr(self, "_" + step.kind)(step, v, params, n == len(self.steps) - 1)
-        if v.fresh and v.w.dtype == torch.float32:
-            return _affine(v.w, v.a, v.b, v.w) if (v.a, v.b) != (1.0, 0.0) else v.w
-        return _affine(v.w, v.a, v.b, self._output(v.w))  # a scale/offset is left (or no step ran)
+            v = getattr(self, "_" + step.kind)(step, v, params, out if n == len(self.steps) - 1 else None)
+        if v.w is not out:
+            _affine(v.w, v.a, v.b, out)  # a scale/offset is left (or no step ran)
 
-    def _output(self, w: Tensor) -> Tensor:
-        return self._ws.output(tuple(w.shape), w.device)
-
-    def _dst(self, v: _Value, last: bool) -> _Value:
-        """Where an elementwise step writes: the caller's output if last, else in place if we may."""
-        if last:
-            return _Value(self._output(v.w), 1.0, 0.0, mine=True, fresh=True)
+    def _dst(self, v: _Value, out: Tensor | None) -> _Value:
+        """Where an elementwise step writes: ``out`` if last, else in place if we may."""
+        if out is not None:
+            return _Value(out, 1.0, 0.0, mine=True)
         if v.mine:
-            return _Value(v.w, 1.0, 0.0, mine=True, fresh=v.fresh)
+            return _Value(v.w, 1.0, 0.0, mine=True)
         return _Value(self._ws.get("a", tuple(v.w.shape), torch.float32, v.w.device), 1.0, 0.0, mine=True)
 
-    def _flip(self, step: _Step, v: _Value, params: Params, last: bool) -> _Value:
+    def _flip(self, step: _Step, v: _Value, params: Params, out: Tensor | None) -> _Value:
         hflip = vflip = torch.zeros(v.w.shape[0], dtype=torch.bool, device=v.w.device)
         for i in step.indices:  # two flips of one axis cancel
             if isinstance(self.ops[i], HorizontalFlip):
@@ -156,7 +160,7 @@ class TensorBackend:
         dst = self._ws.get(name, tuple(v.w.shape), v.w.dtype, v.w.device)
         return _Value(F.flip_gather(v.w, hflip, vflip, dst), v.a, v.b, mine=True)
 
-    def _warp(self, step: _Step, v: _Value, params: Params, last: bool) -> _Value:
+    def _warp(self, step: _Step, v: _Value, params: Params, out: Tensor | None) -> _Value:
         w = v.w
         bsz, _, h, wd = w.shape
         x_map = y_map = None  # the run's matrix, axis by axis: u -> a * u + b, None = identity
@@ -186,35 +190,36 @@ class TensorBackend:
         if _host_selects(w.device):  # selection is free on the host: warp only moved samples
             idx = moved.nonzero().squeeze(1)
             if len(idx) == bsz:
-                out = F.warp_axis_aligned(src, ax, bx, ay, by, grid)
+                warped = F.warp_axis_aligned(src, ax, bx, ay, by, grid)
             else:
-                out = src.clone()
+                warped = src.clone()
                 if len(idx):
-                    out.index_copy_(0, idx, F.warp_axis_aligned(src[idx], ax[idx], bx[idx], ay[idx], by[idx], grid[: len(idx)]))
+                    warped.index_copy_(0, idx, F.warp_axis_aligned(src[idx], ax[idx], bx[idx], ay[idx], by[idx], grid[: len(idx)]))
         else:  # no host sync: warp all, keep unmoved samples bit-exact
-            out = torch.where(moved[:, None, None, None], F.warp_axis_aligned(src, ax, bx, ay, by, grid), src)
-        return _Value(out, v.a, v.b + v.a * c, mine=True, fresh=True)
+            warped = torch.where(moved[:, None, None, None], F.warp_axis_aligned(src, ax, bx, ay, by, grid), src)
+        return _Value(warped, v.a, v.b + v.a * c, mine=True)
 
-    def _contrast(self, step: _Step, v: _Value, params: Params, last: bool) -> _Value:
+    def _contrast(self, step: _Step, v: _Value, params: Params, out: Tensor | None) -> _Value:
         p = params[step.indices[0]]
         m = F.grey_mean(v.w) * v.a + v.b  # (B,) mean grey in [0, 1], before dst may overwrite w
         f = torch.where(p["apply"], p["factor"].float(), 1.0)
         scale = (f * v.a)[:, None, None, None]
         shift = (f * v.b + m * (1 - f))[:, None, None, None]
-        d = self._dst(v, last)
+        d = self._dst(v, out)
         _affine(v.w, scale, shift, d.w).clamp_(0.0, 1.0)
         return d
 
-    def _noise(self, step: _Step, v: _Value, params: Params, last: bool) -> _Value:
+    def _noise(self, step: _Step, v: _Value, params: Params, out: Tensor | None) -> _Value:
         p = params[step.indices[0]]
         bsz, n = v.w.shape[0], v.w[0].numel()
         half = (n + 1) // 2
+        rows = min(bsz, F.noise_block_rows(n))
         work = tuple(
-            self._ws.get(name, (bsz, half), dt, v.w.device)
+            self._ws.get(name, (rows, half), dt, v.w.device)
             for name, dt in (("nz_h", torch.int32), ("nz_t", torch.int32), ("nz_r", torch.float32))
         )
         std = torch.where(p["apply"], p["std"].float(), 0.0)
-        d = self._dst(v, last)
+        d = self._dst(v, out)
         if d.w is v.w:  # in place: the field needs its own buffer
             field = self._ws.get("field", tuple(v.w.shape), torch.float32, v.w.device)
             F.normal_field(p["seed"], std, field.view(bsz, n), work)
@@ -229,14 +234,21 @@ class TensorBackend:
         d.w.clamp_(0.0, 1.0)
         return d
 
-    def _normalize(self, step: _Step, v: _Value, params: Params, last: bool) -> _Value:
+    def _normalize(self, step: _Step, v: _Value, params: Params, out: Tensor | None) -> _Value:
         op = self.ops[step.indices[0]]
         c = v.w.shape[1]
         mean = torch.tensor(op.mean, device=v.w.device).expand(c)
         std = torch.tensor(op.std, device=v.w.device).expand(c)
-        d = self._dst(v, last)
+        d = self._dst(v, out)
         _affine(v.w, (v.a / std)[None, :, None, None], ((v.b - mean) / std)[None, :, None, None], d.w)
         return d
+
+
+BLOCK_BYTES = 1 << 23  # float32 bytes of the samples one CPU block holds (8 MiB: 13 samples at 3x224x224)
+
+
+def _block_rows(x: Tensor) -> int:
+    return max(1, BLOCK_BYTES // (4 * x[0].numel()))
 
 
 def _host_selects(device: torch.device) -> bool:
