@@ -2,8 +2,9 @@
 
 Geometric ops are 3x3 matrices in pixel coordinates (pixel centres at integers, x to the
 right, y down) mapping input positions to output positions, as Kornia's ``warp_affine``.
-Flips and zooms have no rotation or shear, so each matrix is two axis maps u -> a * u + b,
-kept as (B,) tensors ``a`` and ``b`` per axis; composing ops composes those maps.
+Flips and zooms have no rotation or shear and fix the image centre c, so each matrix is two
+axis maps u -> a * (u - c) + c: one (B,) factor ``a`` per axis, and composing ops multiplies
+their factors.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "flip_axis",
-    "zoom_axis",
+    "flip_factor",
+    "zoom_factor",
     "flip_gather",
-    "warp_axis_aligned",
+    "warp_centred",
     "grey_mean",
     "normal_field",
     "GREY_WEIGHTS",
@@ -27,19 +28,14 @@ __all__ = [
 GREY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as PIL's convert("L") and torchvision
 
 
-def flip_axis(apply: Tensor, size: int) -> tuple[Tensor, Tensor]:
-    """Flip one axis where ``apply`` (B,): u -> (size - 1) - u; identity elsewhere.
-
-    Returns the axis map u -> a * u + b as ``(a, b)``, each (B,) float32.
-    """
-    a = 1.0 - 2.0 * apply.float()  # -1 flipped, +1 kept
-    return a, (1.0 - a) * ((size - 1) / 2)
+def flip_factor(apply: Tensor) -> Tensor:
+    """Axis factor of a flip about the centre: -1 where ``apply`` (B,), else 1."""
+    return 1.0 - 2.0 * apply.float()
 
 
-def zoom_axis(scale: Tensor, apply: Tensor, size: int) -> tuple[Tensor, Tensor]:
-    """Scale one axis by ``scale`` (B,) about its centre (size - 1) / 2 where ``apply``."""
-    a = torch.where(apply, scale.float(), 1.0)
-    return a, (1.0 - a) * ((size - 1) / 2)
+def zoom_factor(scale: Tensor, apply: Tensor) -> Tensor:
+    """Axis factor of a zoom about the centre: ``scale`` (B,) where ``apply``, else 1."""
+    return torch.where(apply, scale.float(), 1.0)
 
 
 def flip_gather(img: Tensor, hflip: Tensor, vflip: Tensor, out: Tensor) -> Tensor:
@@ -58,21 +54,23 @@ def flip_gather(img: Tensor, hflip: Tensor, vflip: Tensor, out: Tensor) -> Tenso
 
 
 @functools.lru_cache(maxsize=16)
-def _ramp(n: int, device: torch.device) -> Tensor:
-    return torch.arange(n, dtype=torch.float32, device=device)
+def _centred_ramp(n: int, device: torch.device) -> Tensor:
+    """(2 j - (n - 1)) / n for j < n: pixel j's offset from the centre in grid_sample units."""
+    return (torch.arange(n, dtype=torch.float32, device=device) * 2 - (n - 1)) / n
 
 
-def warp_axis_aligned(img: Tensor, ax: Tensor, bx: Tensor, ay: Tensor, by: Tensor, grid: Tensor) -> Tensor:
-    """Bilinear warp by the per-sample matrix [[ax, 0, bx], [0, ay, by], [0, 0, 1]]; outside reads 0.
+def warp_centred(img: Tensor, ax: Tensor, ay: Tensor, grid: Tensor) -> Tensor:
+    """Bilinear warp by u -> a * (u - c) + c per axis, c the image centre; outside reads 0.
 
-    The matrix maps input to output pixel coordinates (each argument is (B,)). With no
-    rotation or shear the sampling grid is two 1-D ramps, far cheaper than ``affine_grid``.
+    The per-sample matrix is [[ax, 0, cx (1 - ax)], [0, ay, cy (1 - ay)], [0, 0, 1]] (input to
+    output pixel coordinates; ``ax``, ``ay`` (B,), nonzero). Output pixel j reads input
+    (j - c) / a + c, which in grid_sample's units is ramp_j / a: the grid is two scaled ramps,
+    far cheaper than ``affine_grid``.
     Shape: img (B, C, H, W) float32 -> (B, C, H, W); ``grid`` is a (B, H, W, 2) float32 buffer.
     """
     b, _, h, w = img.shape
-    # output pixel j reads input (j - b) / a; grid_sample wants (2 * src + 1) / size - 1
-    gx = (_ramp(w, img.device)[None] - bx[:, None]).mul_((2 / w) / ax[:, None]).add_(1 / w - 1)  # (B, W)
-    gy = (_ramp(h, img.device)[None] - by[:, None]).mul_((2 / h) / ay[:, None]).add_(1 / h - 1)  # (B, H)
+    gx = _centred_ramp(w, img.device)[None] / ax[:, None]  # (B, W)
+    gy = _centred_ramp(h, img.device)[None] / ay[:, None]  # (B, H)
     torch.stack((gx[:, None, :].expand(b, h, w), gy[:, :, None].expand(b, h, w)), dim=-1, out=grid)
     # bilinear (0), zero padding (0), align_corners=False: the kernel Kornia's warp_affine calls.
     # (Its out= overload computes into a new tensor and copies: slower than a fresh result.)

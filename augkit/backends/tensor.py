@@ -163,23 +163,21 @@ class TensorBackend:
     def _warp(self, step: _Step, v: _Value, params: Params, out: Tensor | None) -> _Value:
         w = v.w
         bsz, _, h, wd = w.shape
-        x_map = y_map = None  # the run's matrix, axis by axis: u -> a * u + b, None = identity
+        # every geometric op here fixes the image centre, so the run's matrix is one factor
+        # per axis and composing ops multiplies factors
+        ax = ay = torch.ones(bsz, device=w.device)
         moved = torch.zeros(bsz, dtype=torch.bool, device=w.device)
         fill = 0.0
-        for i in step.indices:  # later ops act on the output of earlier ones: compose maps
+        for i in step.indices:
             op, p = self.ops[i], params[i]
-            if not isinstance(op, VerticalFlip):
-                m = F.flip_axis(p["apply"], wd) if isinstance(op, HorizontalFlip) else F.zoom_axis(p["scale"], p["apply"], wd)
-                x_map = _then(x_map, m)
-            if not isinstance(op, HorizontalFlip):
-                m = F.flip_axis(p["apply"], h) if isinstance(op, VerticalFlip) else F.zoom_axis(p["scale"], p["apply"], h)
-                y_map = _then(y_map, m)
             if isinstance(op, Zoom):
-                fill = op.fill
+                s = F.zoom_factor(p["scale"], p["apply"])
+                ax, ay, fill = ax * s, ay * s, op.fill
+            elif isinstance(op, HorizontalFlip):
+                ax = ax * F.flip_factor(p["apply"])
+            else:
+                ay = ay * F.flip_factor(p["apply"])
             moved |= p["apply"]
-        one = torch.ones(bsz, device=w.device)
-        ax, bx = x_map or (one, one - 1)
-        ay, by = y_map or (one, one - 1)
         # outside the image must read as ``fill``: shift values so fill sits at 0 in w-units
         c = (fill - v.b) / v.a
         src = w
@@ -190,13 +188,13 @@ class TensorBackend:
         if _host_selects(w.device):  # selection is free on the host: warp only moved samples
             idx = moved.nonzero().squeeze(1)
             if len(idx) == bsz:
-                warped = F.warp_axis_aligned(src, ax, bx, ay, by, grid)
+                warped = F.warp_centred(src, ax, ay, grid)
             else:
                 warped = src.clone()
                 if len(idx):
-                    warped.index_copy_(0, idx, F.warp_axis_aligned(src[idx], ax[idx], bx[idx], ay[idx], by[idx], grid[: len(idx)]))
+                    warped.index_copy_(0, idx, F.warp_centred(src[idx], ax[idx], ay[idx], grid[: len(idx)]))
         else:  # no host sync: warp all, keep unmoved samples bit-exact
-            warped = torch.where(moved[:, None, None, None], F.warp_axis_aligned(src, ax, bx, ay, by, grid), src)
+            warped = torch.where(moved[:, None, None, None], F.warp_centred(src, ax, ay, grid), src)
         return _Value(warped, v.a, v.b + v.a * c, mine=True)
 
     def _contrast(self, step: _Step, v: _Value, params: Params, out: Tensor | None) -> _Value:
@@ -254,14 +252,6 @@ def _block_rows(x: Tensor) -> int:
 def _host_selects(device: torch.device) -> bool:
     """Whether picking samples by a mask is free (no device sync): on the CPU."""
     return device.type == "cpu"
-
-
-def _then(first: tuple[Tensor, Tensor] | None, then: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-    """Compose axis maps: apply ``first`` (None = identity), then ``then``."""
-    if first is None:
-        return then
-    (a1, b1), (a2, b2) = first, then
-    return a2 * a1, a2 * b1 + b2
 
 
 def _affine(w: Tensor, scale: Tensor | float, shift: Tensor | float, out: Tensor) -> Tensor:
