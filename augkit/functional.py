@@ -87,10 +87,14 @@ def grey_mean(img: Tensor) -> Tensor:
     # by one sequential loop, so the result does not depend on the batch it sits in or on
     # how threads split the work (offline expansion promises byte-identical outputs).
     rows = img.sum(-1, dtype=torch.float32)  # (B, C, H)
-    means = rows.double().sum(-1) / (img.shape[2] * img.shape[3])  # (B, C)
-    if c == 1:
-        return means[:, 0].float()
-    return (means @ torch.tensor(GREY_WEIGHTS, dtype=torch.float64, device=img.device)).float()
+    sums = rows.double().sum(-1)  # (B, C)
+    grey = sums[:, 0] if c == 1 else sums @ _grey_weights(img.device)
+    return grey.float().div_(img.shape[2] * img.shape[3])
+
+
+@functools.lru_cache(maxsize=8)
+def _grey_weights(device: torch.device) -> Tensor:
+    return torch.tensor(GREY_WEIGHTS, dtype=torch.float64, device=device)
 
 
 # Counter-based Gaussian noise: each sample's field is a pure function of (seed, element

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from .. import functional as F
-from ..ops import Contrast, GaussianNoise, HorizontalFlip, Normalize, Op, VerticalFlip, Zoom
+from ..ops import Contrast, GaussianNoise, HorizontalFlip, Normalize, Op, Zoom
 from ..params import Params
 
 __all__ = ["TensorBackend"]
@@ -199,10 +199,15 @@ class TensorBackend:
 
     def _contrast(self, step: _Step, v: _Value, params: Params, out: Tensor | None) -> _Value:
         p = params[step.indices[0]]
-        m = F.grey_mean(v.w) * v.a + v.b  # (B,) mean grey in [0, 1], before dst may overwrite w
+        m = F.grey_mean(v.w).mul_(v.a)  # (B,) mean grey in [0, 1], before dst may overwrite w
+        if v.b:
+            m.add_(v.b)
         f = torch.where(p["apply"], p["factor"].float(), 1.0)
         scale = (f * v.a)[:, None, None, None]
-        shift = (f * v.b + m * (1 - f))[:, None, None, None]
+        shift = m.mul_(1 - f)  # true = f * (a w + b) + m (1 - f)
+        if v.b:
+            shift.add_(f * v.b)
+        shift = shift[:, None, None, None]
         d = self._dst(v, out)
         _affine(v.w, scale, shift, d.w).clamp_(0.0, 1.0)
         return d
