@@ -54,7 +54,7 @@ def _expand(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, device=args.device, format=args.format, quality=args.quality,
             on_error=args.on_error, overwrite=args.overwrite, progress=not args.quiet,
         )  # fmt: skip
-    except (ValueError, TypeError, OSError, ExpandError) as e:
+    except (ValueError, TypeError, OSError, RuntimeError, ExpandError) as e:
         print(f"augkit expand: error: {e}", file=sys.stderr)
         return 1
     print(

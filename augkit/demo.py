@@ -8,12 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .device import resolve_device
 from .images import sample_batch
 from .pipeline import Pipeline, default_pipeline
-
-
-def best_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def preview_grid(pipe: Pipeline, images: torch.Tensor, copies: int = 5) -> np.ndarray:
@@ -52,7 +49,7 @@ def run_demo(out: str | Path = "augkit-demo.png", size: int = 224, batch_size: i
 
     from .bench.peers import kornia_sequential
 
-    device = best_device()
+    device = resolve_device("auto")
     pipe = default_pipeline(seed)
     images = sample_batch(160, 4).to(device)
     out = Path(out)

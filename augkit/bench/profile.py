@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
+from ..device import resolve_device
 from ..images import sample_batch
 from ..pipeline import default_pipeline
-from .suite import resolve_device
 
 __all__ = ["profile_pipeline", "profile_markdown"]
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..device import resolve_device
 from ..images import sample_batch
 from ..pipeline import Pipeline, default_pipeline
 from . import peers as P
@@ -32,17 +33,6 @@ PEERS = ("kornia", "albumentations", "torch", "torchvision")
 QUICK = {"repeats": 5, "warmup": 1, "batches": 2}  # batches: per timed epoch of a DataLoader case
 FULL = {"repeats": 10, "warmup": 3, "batches": 6}
 RANGE_TOL = 1e-5
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> cuda if available else cpu; ``cuda`` without CUDA is an error."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' was asked for but torch.cuda.is_available() is False; use --device cpu or auto")
-    return torch.device(device)
 
 
 def _cpu_model() -> str:

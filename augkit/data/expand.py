@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..device import resolve_device
 from ..ops import Normalize
 from ..pipeline import Pipeline, default_pipeline
 from ._expand_files import (
@@ -93,16 +94,6 @@ def parse_shard(shard: str | tuple[int, int]) -> tuple[int, int]:
     if not 0 <= i < n:
         raise ValueError(f"shard must be 'I/N' with integers 0 <= I < N (e.g. '0/4'), got {shard!r}")
     return i, n
-
-
-def _pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cpu" or device.startswith("cuda"):
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} but CUDA is not available; use 'auto' or 'cpu'")
-        return torch.device(device)
-    raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}")
 
 
 def _load_pipeline(pipeline: Pipeline | str | Path | None, seed: int) -> Pipeline:
@@ -194,7 +185,7 @@ def expand(
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {seed!r}")
     pipe = _load_pipeline(pipeline, seed)
-    dev = _pick_device(device)
+    dev = resolve_device(device)
 
     src, dst = Path(src), Path(dst)
     if not src.is_dir():

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, RandomSampler, Sampler, SequentialSampler
 
+from ..device import resolve_device
 from ..ops import Normalize
 from ..pipeline import Pipeline
 from .datasets import AugmentedDataset, collate_uint8, current_rank, sample_key, split_item, to_chw_uint8, to_float
@@ -28,26 +29,6 @@ CPU_TENSOR_MAX_PIXELS = 96 * 96
 
 _SHUFFLE_STREAM = -1  # sample_key tags: keep shuffle order and batched-path keys apart from per-index keys
 _DEVICE_STREAM = -2
-
-
-def resolve_device(device: torch.device | str) -> torch.device:
-    """``"auto"`` -> CUDA if available else CPU; a CUDA device without CUDA is a clear error."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or a torch.device, got {device!r}") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-            raise RuntimeError(
-                f"device={str(device)!r} but CUDA is not available (torch {torch.__version__}, {build}); "
-                "use device='cpu', or device='auto' to fall back to the CPU"
-            )
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device={str(device)!r} but only {torch.cuda.device_count()} CUDA device(s) are visible")
-    return dev
 
 
 def _batch_images(batch: Any, image_key: str) -> tuple[Tensor, Callable[[Any], Any]]:

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..device import resolve_device
 from ..ops import Normalize
 from ..pipeline import Pipeline
 from .regularize import EarlyStopping, Penalty
@@ -45,13 +46,6 @@ class History:
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"``: CUDA if available, else CPU; anything else as ``torch.device``."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def check_data(name: str, data: Data) -> Data:
