@@ -27,6 +27,8 @@ __all__ = [
     "Normalize",
     "OPS",
     "op_from_dict",
+    "check_channels",
+    "FLOAT_TOLERANCE",
 ]
 
 # Noise seeds are drawn in [0, 2**31) so they are exact in float64 and JSON.
@@ -176,6 +178,18 @@ class Normalize(Op):
             raise ValueError(f"Normalize.p must be 1.0 (Normalize is deterministic), got {self.p!r}")
         object.__setattr__(self, "mean", mean)
         object.__setattr__(self, "std", std)
+
+
+FLOAT_TOLERANCE = 1e-3  # float images may stray this far outside [0, 1] (rounding)
+
+
+def check_channels(ops: list[Op], channels: int, what: str) -> None:
+    """Raise if an op cannot handle ``channels`` channels; ``what`` names the input in the message."""
+    for op in ops:
+        if isinstance(op, Contrast) and channels not in (1, 3):
+            raise ValueError(f"Contrast needs 1 or 3 channels (grey or RGB), got {what} with {channels} channels")
+        if isinstance(op, Normalize) and len(op.mean) not in (1, channels):
+            raise ValueError(f"Normalize has {len(op.mean)} channel(s) of mean/std but {what} has {channels} channels")
 
 
 OPS: dict[str, type[Op]] = {

@@ -10,12 +10,11 @@ import torch
 from torch import Tensor
 
 from .backends.tensor import TensorBackend
-from .ops import Contrast, Normalize, Op, op_from_dict
+from .ops import FLOAT_TOLERANCE, Contrast, Normalize, Op, check_channels, op_from_dict
 from .params import Params
 
 __all__ = ["Pipeline", "default_pipeline"]
 
-FLOAT_TOLERANCE = 1e-3  # float input may stray this far outside [0, 1] (rounding)
 
 
 class Pipeline:
@@ -120,11 +119,7 @@ class Pipeline:
         c, h, w = xb.shape[1:]
         if h == 0 or w == 0 or c == 0:
             raise ValueError(f"x must have C, H and W > 0, got shape {tuple(x.shape)}")
-        for op in self.ops:
-            if isinstance(op, Contrast) and c not in (1, 3):
-                raise ValueError(f"Contrast needs 1 or 3 channels (grey or RGB), got x with {c} channels, shape {tuple(x.shape)}")
-            if isinstance(op, Normalize) and len(op.mean) not in (1, c):
-                raise ValueError(f"Normalize has {len(op.mean)} channel(s) of mean/std but x has {c} channels")
+        check_channels(self.ops, c, f"x of shape {tuple(x.shape)}")
         if xb.dtype.is_floating_point and xb.numel():
             lo, hi = torch.aminmax(xb)
             lo, hi = float(lo), float(hi)

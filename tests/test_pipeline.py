@@ -110,7 +110,7 @@ def test_from_dict_and_yaml_errors(tmp_path):
     (torch.zeros(2, 3, 8, 8, dtype=torch.int64), TypeError, r"got dtype torch.int64"),
     (torch.full((2, 3, 8, 8), 255.0), ValueError, r"float x must hold values in \[0, 1\], got min 255, max 255"),
     (torch.full((2, 3, 8, 8), -0.5), ValueError, r"got min -0.5"),
-    (torch.zeros(2, 4, 8, 8), ValueError, r"Contrast needs 1 or 3 channels \(grey or RGB\), got x with 4 channels"),
+    (torch.zeros(2, 4, 8, 8), ValueError, r"Contrast needs 1 or 3 channels \(grey or RGB\), got x of shape \(2, 4, 8, 8\) with 4 channels"),
     (torch.zeros(2, 2, 8, 8), ValueError, r"Contrast needs 1 or 3 channels"),
     ([[0.0]], TypeError, r"x must be a torch.Tensor .* got list"),
     ("img.png", TypeError, r"got str"),

@@ -25,7 +25,18 @@ from albumentations.core.type_definitions import Targets
 from torch.utils.data import get_worker_info
 
 from .. import functional as F
-from ..ops import SEED_HIGH, Contrast, GaussianNoise, HorizontalFlip, Normalize, Op, VerticalFlip, Zoom
+from ..ops import (
+    FLOAT_TOLERANCE,
+    SEED_HIGH,
+    Contrast,
+    GaussianNoise,
+    HorizontalFlip,
+    Normalize,
+    Op,
+    VerticalFlip,
+    Zoom,
+    check_channels,
+)
 from ..params import Params
 
 __all__ = [
@@ -39,7 +50,6 @@ __all__ = [
     "AugkitNormalize",
 ]
 
-FLOAT_TOLERANCE = 1e-3  # as the tensor path: float input may stray this far outside [0, 1]
 MAX_CHANNELS = 4  # OpenCV's warpAffine / LUT limit
 
 
@@ -330,7 +340,6 @@ class AlbuBackend:
         self.compose = to_compose(self.ops, seed)
         self.names = tuple(type(op).__name__ for op in self.ops)
         self._keys = [_KEYS[type(op)] for op in self.ops]
-        self._normalize = any(isinstance(op, Normalize) for op in self.ops)
 
     def __call__(self, x: Any, params: Params | None, return_params: bool = False) -> tuple[np.ndarray, Params | None]:
         """Shape: (H, W) or (H, W, C) -> same; dtype kept (float32 for float input; float32 after Normalize)."""
@@ -375,12 +384,7 @@ class AlbuBackend:
                 f"{what} must be HWC with 1 to {MAX_CHANNELS} channels, got shape {x.shape}; "
                 "a (C, H, W) image goes in as a torch tensor"
             )
-        if c not in (1, 3) and any(isinstance(op, Contrast) for op in self.ops):
-            raise ValueError(f"Contrast needs 1 or 3 channels (grey or RGB), got {what} with {c} channels, shape {x.shape}")
-        if self._normalize:
-            n = len(next(op for op in self.ops if isinstance(op, Normalize)).mean)
-            if n not in (1, c):
-                raise ValueError(f"Normalize has {n} channel(s) of mean/std but {what} has {c} channels")
+        check_channels(self.ops, c, f"{what} of shape {x.shape}")
         if x.dtype == np.uint8:
             return x
         if not np.issubdtype(x.dtype, np.floating):
