@@ -13,7 +13,6 @@ every reference to it, since page faults on fresh 224x224 outputs cost more than
 
 from __future__ import annotations
 
-import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ import torch
 from torch import Tensor
 
 from .. import functional as F
+from ..buffers import OutputPool
 from ..ops import Contrast, GaussianNoise, HorizontalFlip, Normalize, Op, Zoom
 from ..params import Params
 
@@ -70,7 +70,7 @@ class _Workspace:
 
     def __init__(self) -> None:
         self._bufs: OrderedDict[tuple, Tensor] = OrderedDict()
-        self._outs: list[Tensor] = []
+        self._outputs = OutputPool()
 
     def get(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
         key = (name, shape, dtype, device)
@@ -83,24 +83,8 @@ class _Workspace:
         return buf
 
     def output(self, shape: tuple[int, ...], device: torch.device) -> Tensor:
-        """A float32 tensor for the caller. On CPU, a previous output nobody holds any more."""
-        if device.type != "cpu":
-            return torch.empty(shape, dtype=torch.float32, device=device)
-        for i in range(len(self._outs)):
-            # free when the only refs are our list and getrefcount's argument, and the only
-            # storage users are the tensor and the probe (no view of it survives either)
-            if self._outs[i].shape == shape and sys.getrefcount(self._outs[i]) == 2 and _storage_uses(self._outs[i]) == 2:
-                return self._outs[i]
-        t = torch.empty(shape, dtype=torch.float32, device=device)
-        self._outs = [o for o in self._outs if o.shape == shape][-1:] + [t]  # keep at most two
-        return t
-
-
-def _storage_uses(t: Tensor) -> int:
-    try:
-        return torch._C._storage_Use_Count(t.untyped_storage()._cdata)
-    except AttributeError:  # private API gone: never reuse
-        return -1
+        """A float32 tensor for the caller (on CPU, a previous one nobody holds any more)."""
+        return self._outputs.get(shape, device)
 
 
 @dataclass

@@ -6,7 +6,6 @@ The fallback rule of ``loader`` lives in ``choose_backend``; the measurement beh
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
@@ -15,6 +14,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, RandomSampler, Sampler, SequentialSampler
 
+from ..buffers import OutputPool
 from ..device import resolve_device
 from ..ops import Normalize
 from ..pipeline import Pipeline
@@ -144,47 +144,13 @@ class DeviceLoader:
             yield put(out)
 
 
-def _storage_uses(t: Tensor) -> int:
-    try:
-        return torch._C._storage_Use_Count(t.untyped_storage()._cdata)
-    except AttributeError:  # private API gone: never reuse
-        return -1
-
-
-def _refs(bufs: list[Tensor], i: int) -> tuple[int, int]:
-    """(Python refs, storage uses) of ``bufs[i]``, counted the same way for the probe and the buffers."""
-    t = bufs[i]
-    return sys.getrefcount(t), _storage_uses(t)
-
-
-class _FloatBuffers:
-    """float32 batches for the caller, reusing one the caller no longer holds (page faults on
-    fresh 224x224 batches cost more on CPU than the uint8 -> float pass itself).
-
-    "No longer held" = as many references as a probe tensor held only by a list, counted by the
-    same code (refcount conventions differ between Python versions), and no views of it alive.
-    """
-
-    def __init__(self) -> None:
-        self._bufs: list[Tensor] = []
-        self._free = _refs([torch.empty(1)], 0)
-
-    def get(self, shape: tuple[int, ...]) -> Tensor:
-        for i in range(len(self._bufs)):  # no loop variable bound to a buffer: counts match the probe's
-            if self._bufs[i].shape == shape and _refs(self._bufs, i) == self._free:
-                return self._bufs[i]
-        t = torch.empty(shape, dtype=torch.float32)
-        self._bufs = [b for b in self._bufs if b.shape == shape][-1:] + [t]  # keep at most two
-        return t
-
-
 class HostFinisher:
     """Iterate a loader of uint8 batches (from ``AugmentedDataset(output="uint8")``), yielding them
     as float32 / 255 (and normalized) on the CPU, in reused buffers."""
 
     def __init__(self, loader: DataLoader, normalize: Normalize | None, image_key: str = "image") -> None:
         self.loader, self.normalize, self.image_key = loader, normalize, image_key
-        self._buffers = _FloatBuffers()
+        self._buffers = OutputPool()
 
     def __len__(self) -> int:
         return len(self.loader)
