@@ -154,6 +154,26 @@ def _timed(row: dict, fn: Callable[[], Any], images: int, repeats: int, warmup: 
     return row
 
 
+def _timed_interleaved(cases: list[tuple[dict, Callable[[], Any]]], images: int, repeats: int, warmup: int,
+                       sync: Callable[[], None]) -> None:
+    """Time the cases in rounds, one call of each per round, so that a slow spell of the machine
+    hits every case alike (ratios are then fairer than from back-to-back blocks); fills each row."""
+    for _, fn in cases:
+        for _ in range(max(warmup - 1, 0)):  # the output check made the first warm-up call
+            fn()
+    sync()
+    times: list[list[float]] = [[] for _ in cases]
+    for _ in range(repeats):
+        for t, (_, fn) in zip(times, cases):
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            t.append(time.perf_counter() - t0)
+    for t, (row, _) in zip(times, cases):
+        med = float(np.median(t))
+        row.update(img_s=images / med, median_s=med, times_s=t)
+
+
 class _AlbuImages(torch.utils.data.Dataset):
     """``length`` items cycling over ``images``, each through ``compose``; optionally with a target."""
 
@@ -188,6 +208,7 @@ def _peer_cases(size: int, batch: int, device: torch.device, x: Tensor, imgs: li
                 peers: tuple[str, ...], ref: dict, workers: int, cfg: dict, sync: Callable[[], None]) -> list[dict]:
     rows: list[dict] = []
     reps, warm = cfg["repeats"], cfg["warmup"]
+    interleaved: list[tuple[dict, Callable[[], Any]]] = []  # the batched tensor cases, timed together below
 
     def batched(case: str, label: str, make: Callable[[], Callable[[Tensor], Tensor]]) -> None:
         row = _row(case, label, size, batch, "batched")
@@ -196,7 +217,8 @@ def _peer_cases(size: int, batch: int, device: torch.device, x: Tensor, imgs: li
         if problem:
             rows.append({**row, "status": "failed", "note": f"output check: {problem}"})
         else:
-            rows.append(_timed(row, lambda: fn(x), batch, reps, warm, sync))
+            rows.append(row)
+            interleaved.append((row, lambda: fn(x)))
 
     batched("augkit", "augkit Pipeline (batched)", lambda: pipe)
     if "kornia" in peers:
@@ -209,6 +231,7 @@ def _peer_cases(size: int, batch: int, device: torch.device, x: Tensor, imgs: li
         else:
             rows.append({**_row("torchvision", "torchvision v2", size, batch, "batched"), "status": "skipped",
                          "note": "torchvision is not installed"})
+    _timed_interleaved(interleaved, batch, reps, warm, sync)
     if "albumentations" in peers:
         compose = P.albumentations_compose(pipe.ops)
 
