@@ -71,7 +71,10 @@ class Pipeline:
         For offline expansion and per-index datasets: the same key gives the same params
         whatever the batch size, order or worker. Drawn on the CPU.
         """
-        parts = [self.sample(1, generator=torch.Generator().manual_seed(int(k))) for k in keys]
+        gen = torch.Generator()
+        parts = [self.sample(1, generator=gen.manual_seed(int(k))) for k in keys]
+        if len(parts) == 1:
+            return parts[0]
         return Params.cat(parts) if parts else self.sample(0)
 
     # execution ------------------------------------------------------------------------

@@ -241,7 +241,6 @@ class AugmentedDataset(Dataset):
         self.output = output
         self.epoch = 0
         self._per_image, self.normalize = split_normalize(pipe)
-        self._gen: torch.Generator | None = None  # made in the process that uses it
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch's augmentations (call before creating the epoch's iterator)."""
@@ -255,10 +254,8 @@ class AugmentedDataset(Dataset):
         return sample_key(self.pipe.seed, self.seed, index, epoch, self.rank)
 
     def keyed_params(self, index: int, epoch: int | None = None) -> Params:
-        """``pipe.sample_keyed([self.key(index, epoch)])`` on one reused generator (same values, less overhead)."""
-        if self._gen is None:
-            self._gen = torch.Generator()
-        return self.pipe.sample(1, generator=self._gen.manual_seed(self.key(index, epoch)))
+        """The params of item ``index`` at ``epoch``: ``pipe.sample_keyed([self.key(index, epoch)])``."""
+        return self.pipe.sample_keyed([self.key(index, epoch)])
 
     def __getitem__(self, index: int | tuple[int, int]) -> Any:
         """``ds[i]`` at the current epoch, or ``ds[i, epoch]`` (what ``ak.loader``'s sampler asks for)."""
