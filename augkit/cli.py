@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fraction", type=float, default=0.1, help="baseline training fraction, in (0, 1]")
     p.add_argument("--seeds", type=int, default=None, help="runs per arm (default 3; 1 with --quick)")
     p.add_argument("--quick", action="store_true", help="smoke test: 8 epochs, 1 seed")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default 100; 8 with --quick)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default 200; 8 with --quick)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, ...")
     p.set_defaults(func=_study)
     return parser

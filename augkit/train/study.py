@@ -29,6 +29,9 @@ IMAGE_SIZE = 8  # digits are used at their native 8x8 (upsampling to 16x16 did n
 LR = 2e-3
 BATCH_SIZE = 32
 COPIES = 4  # offline expanded copies per training image
+# 200 epochs, not 100: at 100 the augmented arm was still improving on validation (94.5% mean
+# over epochs 81-100, 95.0% over 181-200, 3 seeds) while the baseline had flattened (93.3%, 93.5%)
+EPOCHS = 200
 
 
 def digit_ops() -> list[Op]:
@@ -172,12 +175,12 @@ def run_study(
         fraction: training fraction of the baseline, in (0, 1] (of the 70% training pool).
         seeds: runs per arm (default 3; 1 with ``quick``).
         quick: smoke test: 8 epochs, 1 seed.
-        epochs: epochs per run (default 100, 8 with ``quick``).
+        epochs: epochs per run (default 200, 8 with ``quick``; see EPOCHS).
         arms: defaults to ``default_arms(fraction)``.
     """
     check_fraction("fraction", fraction)
     seeds = seeds if seeds is not None else (1 if quick else 3)
-    epochs = epochs if epochs is not None else (8 if quick else 100)
+    epochs = epochs if epochs is not None else (8 if quick else EPOCHS)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds must be an int >= 1, got {seeds!r}")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
