@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -74,7 +75,7 @@ def reference(src, tmp_path_factory) -> Path:
     return dst
 
 
-@pytest.mark.parametrize(("batch_size", "workers", "shards"), [(1, 0, 1), (7, 2, 1), (32, 2, 3), (7, 0, 3)])
+@pytest.mark.parametrize(("batch_size", "workers", "shards"), list(itertools.product((1, 7, 32), (0, 2), (1, 3))))
 def test_outputs_identical_across_batch_size_workers_and_shards(src, reference, tmp_path, batch_size, workers, shards):
     dst = tmp_path / "out"
     for i in reversed(range(shards)):  # any order of processing
