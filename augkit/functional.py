@@ -30,7 +30,7 @@ GREY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as PIL's convert("L") an
 
 def flip_factor(apply: Tensor) -> Tensor:
     """Axis factor of a flip about the centre: -1 where ``apply`` (B,), else 1."""
-    return 1.0 - 2.0 * apply.float()
+    return torch.where(apply, -1.0, 1.0)
 
 
 def zoom_factor(scale: Tensor, apply: Tensor) -> Tensor:

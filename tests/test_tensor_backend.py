@@ -239,3 +239,14 @@ def test_scratch_memory_is_bounded_over_many_shapes():
         pipe(torch.zeros(2, 3, s, s + 1, dtype=torch.uint8))
     ws = pipe._tensor._ws
     assert len(ws._bufs) <= ws.MAX_BUFFERS and len(ws._outputs._bufs) <= 2
+
+
+def test_apply_mask_in_given_params_is_obeyed_even_when_p_is_one(photos):
+    x = chw(photos["chelsea"][:64, :64])[None].repeat(4, 1, 1, 1)
+    pipe = ak.Pipeline([ak.Zoom(), ak.Contrast(), ak.GaussianNoise(std=(0.1, 0.1))], seed=0)
+    p = pipe.sample(4)
+    for v in p.values:
+        v["apply"][0] = False
+    y = pipe(x, params=p)
+    assert torch.allclose(y[0], x[0].float() / 255, atol=1e-6)
+    assert not torch.allclose(y[1], x[1].float() / 255, atol=1e-2)

@@ -149,19 +149,22 @@ class TensorBackend:
         bsz, _, h, wd = w.shape
         # every geometric op here fixes the image centre, so the run's matrix is one factor
         # per axis and composing ops multiplies factors
-        ax = ay = torch.ones(bsz, device=w.device)
-        moved = torch.zeros(bsz, dtype=torch.bool, device=w.device)
+        ax = ay = None  # None: factor 1
         fill = 0.0
         for i in step.indices:
             op, p = self.ops[i], params[i]
             if isinstance(op, Zoom):
                 s = F.zoom_factor(p["scale"], p["apply"])
-                ax, ay, fill = ax * s, ay * s, op.fill
+                ax, ay, fill = _times(ax, s), _times(ay, s), op.fill
             elif isinstance(op, HorizontalFlip):
-                ax = ax * F.flip_factor(p["apply"])
+                ax = _times(ax, F.flip_factor(p["apply"]))
             else:
-                ay = ay * F.flip_factor(p["apply"])
-            moved |= p["apply"]
+                ay = _times(ay, F.flip_factor(p["apply"]))
+        moved = params[step.indices[0]]["apply"]  # which samples any op of the run changed
+        for i in step.indices[1:]:
+            moved = moved | params[i]["apply"]
+        one = torch.ones(bsz, device=w.device) if ax is None or ay is None else None
+        ax, ay = (one if ax is None else ax), (one if ay is None else ay)
         # outside the image must read as ``fill``: shift values so fill sits at 0 in w-units
         c = (fill - v.b) / v.a
         src = w
@@ -236,6 +239,10 @@ BLOCK_BYTES = 1 << 23  # float32 bytes of the samples one CPU block holds (8 MiB
 
 def _block_rows(x: Tensor) -> int:
     return max(1, BLOCK_BYTES // (4 * x[0].numel()))
+
+
+def _times(a: Tensor | None, b: Tensor) -> Tensor:
+    return b if a is None else a * b
 
 
 def _host_selects(device: torch.device) -> bool:
