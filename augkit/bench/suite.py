@@ -154,21 +154,30 @@ def _timed(row: dict, fn: Callable[[], Any], images: int, repeats: int, warmup: 
     return row
 
 
+PER_ROUND = 2  # timed calls of one case per round of the interleaved timing
+
+
 def _timed_interleaved(cases: list[tuple[dict, Callable[[], Any]]], images: int, repeats: int, warmup: int,
                        sync: Callable[[], None]) -> None:
-    """Time the cases in rounds, one call of each per round, so that a slow spell of the machine
-    hits every case alike (ratios are then fairer than from back-to-back blocks); fills each row."""
+    """Time the cases in rounds so that a slow spell of the machine hits every case alike; fills each row.
+
+    Each round gives every case one untimed call (its caches and buffers are warm again after the
+    other cases ran, as in a loop that runs only this library) and then ``PER_ROUND`` timed calls.
+    """
     for _, fn in cases:
         for _ in range(max(warmup - 1, 0)):  # the output check made the first warm-up call
             fn()
     sync()
     times: list[list[float]] = [[] for _ in cases]
-    for _ in range(repeats):
+    for _ in range(-(-repeats // PER_ROUND)):
         for t, (_, fn) in zip(times, cases):
-            t0 = time.perf_counter()
             fn()
             sync()
-            t.append(time.perf_counter() - t0)
+            for _ in range(min(PER_ROUND, repeats - len(t))):
+                t0 = time.perf_counter()
+                fn()
+                sync()
+                t.append(time.perf_counter() - t0)
     for t, (row, _) in zip(times, cases):
         med = float(np.median(t))
         row.update(img_s=images / med, median_s=med, times_s=t)
