@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,18 +28,11 @@ def preview_grid(pipe: Pipeline, images: torch.Tensor, copies: int = 5) -> np.nd
 
 
 def time_images_per_s(fn, x: torch.Tensor, repeats: int = 5, warmup: int = 2) -> float:
-    """Median images/s of ``fn(x)`` over ``repeats`` calls after ``warmup`` calls."""
+    """Median images/s of ``fn(x)`` over ``repeats`` calls after ``warmup`` calls (the bench's timer)."""
+    from .bench.suite import median_seconds
+
     sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
-    for _ in range(warmup):
-        fn(x)
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(x)
-        sync()
-        times.append(time.perf_counter() - t0)
-    return x.shape[0] / float(np.median(times))
+    return x.shape[0] / float(np.median(median_seconds(lambda: fn(x), repeats, warmup, sync)))
 
 
 def run_demo(out: str | Path = "augkit-demo.png", size: int = 224, batch_size: int = 64, seed: int = 0) -> dict:
