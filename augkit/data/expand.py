@@ -18,6 +18,7 @@ import shutil
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import torch
 
 from ..device import resolve_device
 from ..ops import Normalize
+from ..params import Params
 from ..pipeline import Pipeline, default_pipeline
 from ._expand_files import (
     FORMATS,
@@ -128,6 +130,17 @@ def to_uint8(y: torch.Tensor) -> torch.Tensor:
     return y.mul(255).round_().clamp_(0, 255).to(torch.uint8)
 
 
+def augment_keyed(pipe: Pipeline, images: list[torch.Tensor], keys: list[int], dev: torch.device) -> tuple[np.ndarray, Params]:
+    """Same-size (C, H, W) uint8 images -> (B, H, W, C) uint8 numpy ((B, H, W) if C = 1) and the params.
+
+    Row i is augmented with ``pipe.sample_keyed(keys)[i]`` on ``dev``: it depends on ``keys[i]`` only.
+    """
+    x = torch.stack(images).to(dev, non_blocking=True)  # (B, C, H, W) uint8
+    params = pipe.sample_keyed(keys)
+    y = to_uint8(pipe(x, params=params)).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, C)
+    return (y[..., 0] if y.shape[-1] == 1 else y), params
+
+
 def expand(
     src: str | Path,
     dst: str | Path,
@@ -144,6 +157,7 @@ def expand(
     on_error: str = "fail",
     overwrite: bool = False,
     progress: bool = False,
+    _job: Callable[..., Any] | None = None,
 ) -> ExpandSummary:
     """Write ``copies`` augmented copies of every image below ``src`` into ``dst``, same layout.
 
@@ -165,6 +179,7 @@ def expand(
             "skip" records it in the summary and manifest and goes on.
         overwrite: replace a DST made with other settings instead of refusing; rewrite every output.
         progress: show a tqdm bar with images/s.
+        _job: what runs the work list instead of the local engine (``expand_ray`` passes its Ray job).
     """
     start = time.perf_counter()
     if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
@@ -247,7 +262,7 @@ def expand(
         write_atomic(part_manifest, manifest_text(done), tmp_dir)
 
         n_todo = sum(len(p) for _, p in todo)
-        job = _Job(pipe, seed, dev, src, dst, tmp_dir, format, quality, batch_size, workers, part_manifest, on_error)
+        job = (_job or _Job)(pipe, seed, dev, src, dst, tmp_dir, format, quality, batch_size, workers, part_manifest, on_error)
         job.run(todo, n_todo, progress)
         write_atomic(part_manifest, manifest_text(done + job.entries), tmp_dir)
         errors = tuple(sorted((e["source"], e["error"]) for e in job.entries if "error" in e))
@@ -352,11 +367,7 @@ class _Job:
         if not self.buckets[shape]:
             del self.buckets[shape]
         keys = [copy_key(self.seed, s, k) for _, s, k, _ in batch]
-        x = torch.stack([img for img, *_ in batch]).to(self.dev, non_blocking=True)  # (B, C, H, W) uint8
-        params = self.pipe.sample_keyed(keys)
-        y = to_uint8(self.pipe(x, params=params)).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, C)
-        if y.shape[-1] == 1:
-            y = y[..., 0]
+        y, params = augment_keyed(self.pipe, [img for img, *_ in batch], keys, self.dev)
         for i, ((_, s, k, out), p) in enumerate(zip(batch, params.tolist(), strict=True)):
             self._encode(np.ascontiguousarray(y[i]), {"source": s, "copy": k, "output": out, "key": keys[i], "params": p})
 
