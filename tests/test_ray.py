@@ -140,7 +140,7 @@ def test_unreachable_ray_address_fails_within_seconds(src, tmp_path, capsys):
     for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
         start = time.monotonic()
         rc = main(["expand", str(src), str(tmp_path / "out"), "--copies", "1", "--engine", "ray", "--ray-address", address])
-        assert rc == 1 and time.monotonic() - start < 10
+        assert rc == 1 and time.monotonic() - start < 10 and not (tmp_path / "out").exists()
         err = capsys.readouterr().err
         assert f"ray_address {address!r}: cannot reach 127.0.0.1:{port}" in err and "ray start --head" in err
 
@@ -226,17 +226,26 @@ def test_augment_on_a_plain_numpy_batch_keys_ints_and_epochs():
     np.testing.assert_array_equal(later["image"][0], expected_row(pipe, images[0], reference_key(7, 2, epoch=1)))
 
 
-def test_augment_streams_into_torch_batches(photos):
-    pipe = ak.default_pipeline(0)
-    square = [{"id": i, "image": np.asarray(Image.fromarray(im).resize((32, 32)))} for i, im in enumerate(photos.values())]
-    ds = ray.data.from_items(square).map_batches(ak.ray.Augment, fn_constructor_kwargs={"pipe": pipe}, batch_size=4,
-                                                 compute=ray.data.ActorPoolStrategy(size=1))  # fmt: skip
-    seen = 0
-    for batch in ds.iter_torch_batches(batch_size=4):
-        x = batch["image"].permute(0, 3, 1, 2).float() / 255  # (B, 3, 32, 32)
-        assert x.shape[1:] == (3, 32, 32) and 0 <= x.min() and x.max() <= 1
-        seen += len(x)
-    assert seen == len(square)
+def test_augment_streams_into_torch_batches_as_in_the_docs(src, tmp_path):
+    """docs/scale.md's example: read_images with paths as keys -> Augment -> iter_torch_batches."""
+    pipe = ak.default_pipeline(seed=0)
+    images = ray.data.read_images(str(src), size=(32, 32), mode="RGB", include_paths=True)
+    seen = {}
+    for epoch in range(2):
+        batches = images.map_batches(ak.ray.Augment, fn_constructor_kwargs=dict(pipe=pipe, key_column="path", epoch=epoch),
+                                     batch_size=4, compute=ray.data.ActorPoolStrategy(size=1))  # fmt: skip
+        for batch in batches.iter_torch_batches(batch_size=4, dtypes={"image": torch.uint8}, device="cpu"):
+            x = batch["image"].permute(0, 3, 1, 2).float() / 255  # (B, 3, 32, 32) in [0, 1]
+            assert x.shape[1:] == (3, 32, 32) and 0 <= x.min() and x.max() <= 1
+            for path, img in zip(batch["path"], batch["image"], strict=True):
+                seen[epoch, path] = img
+    paths = {p for _, p in seen}
+    assert len(paths) == 10 and len(seen) == 20
+    for path in paths:  # each row keyed by its path: a new epoch, new params
+        assert not torch.equal(seen[0, path], seen[1, path])
+    originals = {r["path"]: r["image"] for r in images.take_all()}
+    for path in paths:  # and equal to the pipeline alone on that image with that key
+        np.testing.assert_array_equal(seen[1, path].numpy(), expected_row(pipe, originals[path], reference_key(path, 0, epoch=1)))
 
 
 def test_augment_bad_input():

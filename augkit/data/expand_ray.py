@@ -207,11 +207,9 @@ def expand_ray(
         raise ValueError("num_cpus and num_gpus are both 0: each Ray actor must reserve some CPU or GPU")
     if isinstance(device, str) and device.startswith("cuda") and not num_gpus:
         raise ValueError(f"device={device!r} with engine ray needs num_gpus > 0 (Ray hides GPUs from actors that reserve none)")
+    require_ray()  # these three before anything is written to DST
     if ray_address is not None and ray_address != "auto":
-        check_address = ray_address.removeprefix("ray://").rpartition(":")
-        if not check_address[1] or not check_address[2].isdigit():
-            raise ValueError(f"ray_address must be 'auto', 'host:port' or 'ray://host:port', got {ray_address!r}")
-    require_ray()  # before anything is written to DST
+        check_reachable(ray_address)
     jobs: list[_RayJob] = []
 
     def make_job(*args: Any) -> _RayJob:
