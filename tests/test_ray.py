@@ -226,26 +226,28 @@ def test_augment_on_a_plain_numpy_batch_keys_ints_and_epochs():
     np.testing.assert_array_equal(later["image"][0], expected_row(pipe, images[0], reference_key(7, 2, epoch=1)))
 
 
-def test_augment_streams_into_torch_batches_as_in_the_docs(src, tmp_path):
-    """docs/scale.md's example: read_images with paths as keys -> Augment -> iter_torch_batches."""
+def test_augment_streams_into_torch_batches_as_in_the_docs(src):
+    """docs/scale.md's example: read_images, paths as keys, labels from folders -> Augment -> torch batches."""
+    classes = sorted(p.name for p in src.iterdir())
+    label = lambda row: {**row, "label": classes.index(row["path"].split("/")[-2])}  # noqa: E731
+    images = ray.data.read_images(str(src), size=(32, 32), mode="RGB", include_paths=True).map(label)
     pipe = ak.default_pipeline(seed=0)
-    images = ray.data.read_images(str(src), size=(32, 32), mode="RGB", include_paths=True)
-    seen = {}
-    for epoch in range(2):
-        batches = images.map_batches(ak.ray.Augment, fn_constructor_kwargs=dict(pipe=pipe, key_column="path", epoch=epoch),
-                                     batch_size=4, compute=ray.data.ActorPoolStrategy(size=1))  # fmt: skip
-        for batch in batches.iter_torch_batches(batch_size=4, dtypes={"image": torch.uint8}, device="cpu"):
-            x = batch["image"].permute(0, 3, 1, 2).float() / 255  # (B, 3, 32, 32) in [0, 1]
-            assert x.shape[1:] == (3, 32, 32) and 0 <= x.min() and x.max() <= 1
-            for path, img in zip(batch["path"], batch["image"], strict=True):
-                seen[epoch, path] = img
-    paths = {p for _, p in seen}
-    assert len(paths) == 10 and len(seen) == 20
-    for path in paths:  # each row keyed by its path: a new epoch, new params
-        assert not torch.equal(seen[0, path], seen[1, path])
+    kwargs = dict(batch_size=4, compute=ray.data.ActorPoolStrategy(size=1))
+    batches = images.map_batches(ak.ray.Augment, fn_constructor_kwargs=dict(pipe=pipe, key_column="path", epoch=0), **kwargs)
+    labels = []
+    for batch in batches.select_columns(["image", "label"]).iter_torch_batches(batch_size=4, device="cpu"):
+        x = batch["image"].permute(0, 3, 1, 2).float() / 255  # (B, 3, 32, 32) in [0, 1]
+        assert x.shape[1:] == (3, 32, 32) and 0 <= x.min() and x.max() <= 1
+        labels += batch["label"].tolist()
+    expected_labels = [classes.index(p.parent.name) for p in src.rglob("*.png")]
+    assert sorted(labels) == sorted(expected_labels)
+    # each row is keyed by its path: equal to the pipeline alone on that image with that key and epoch
     originals = {r["path"]: r["image"] for r in images.take_all()}
-    for path in paths:  # and equal to the pipeline alone on that image with that key
-        np.testing.assert_array_equal(seen[1, path].numpy(), expected_row(pipe, originals[path], reference_key(path, 0, epoch=1)))
+    epoch1 = images.map_batches(ak.ray.Augment, fn_constructor_kwargs=dict(pipe=pipe, key_column="path", epoch=1), **kwargs)
+    for row in epoch1.take_all():
+        path, original = row["path"], originals[row["path"]]
+        np.testing.assert_array_equal(row["image"], expected_row(pipe, original, reference_key(path, 0, epoch=1)))
+        assert not np.array_equal(row["image"], expected_row(pipe, original, reference_key(path, 0, epoch=0)))
 
 
 def test_augment_bad_input():
