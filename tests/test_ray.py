@@ -184,13 +184,13 @@ def rows(photos) -> list[dict]:
     return out
 
 
-def test_augment_rows_match_the_pipeline_keyed_by_id_whatever_the_batch_size(rows):
+def test_augment_rows_match_the_pipeline_keyed_by_id_whatever_the_batch_size_or_actors(rows):
     pipe = ak.default_pipeline(5)
     by_batch = {}
-    for batch_size in (1, 3):
+    for batch_size, actors in ((1, 2), (3, 1)):
         ds = ray.data.from_items(rows, override_num_blocks=3).map_batches(
             ak.ray.Augment, fn_constructor_kwargs={"pipe": pipe, "device": "cpu"}, batch_size=batch_size,
-            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=2),
+            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
         )  # fmt: skip
         by_batch[batch_size] = {r["id"]: np.asarray(r["image"]) for r in ds.take_all()}
     assert by_batch[1].keys() == by_batch[3].keys() == {r["id"] for r in rows}
