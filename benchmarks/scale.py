@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 import augkit as ak
@@ -73,23 +74,29 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:
 
 def bench_augment(ray, n: int, size: int, batch_size: int, actors: int, rounds: int) -> dict[str, list[float]]:
     """Images/s of ak.ray.Augment through Ray Data (actor start-up included) vs the same class called
-    batch by batch in this process (torch's default threads), alternating ``rounds`` times."""
+    batch by batch in this process (torch's default threads, then 1 thread), alternating ``rounds`` times."""
     photos = list(sample_images().values())
     images = np.stack([np.asarray(Image.fromarray(photos[i % len(photos)]).resize((size, size))) for i in range(n)])
     pipe = ak.default_pipeline(0)
     aug = ak.ray.Augment(pipe, device="cpu")
     items = ray.data.from_items([{"id": i, "image": images[i]} for i in range(n)]).materialize()
-    loop, streamed = [], []
+    loop, loop1, streamed = [], [], []
+    run_loop = lambda: [aug({"image": images[i : i + batch_size], "id": np.arange(i, min(i + batch_size, n))})  # noqa: E731
+                        for i in range(0, n, batch_size)]  # fmt: skip
+    threads = torch.get_num_threads()
     for _ in range(rounds):
-        t, _ = timed(lambda: [aug({"image": images[i : i + batch_size], "id": np.arange(i, min(i + batch_size, n))})
-                              for i in range(0, n, batch_size)])  # fmt: skip
+        t, _ = timed(run_loop)
         loop.append(n / t)
+        torch.set_num_threads(1)  # what one Ray actor with num_cpus=1 gets
+        t, _ = timed(run_loop)
+        torch.set_num_threads(threads)
+        loop1.append(n / t)
         ds = items.map_batches(ak.ray.Augment, fn_constructor_kwargs={"pipe": pipe, "device": "cpu"},
                                batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=actors))  # fmt: skip
         t, seen = timed(lambda ds=ds: sum(len(b["id"]) for b in ds.iter_batches(batch_size=batch_size)))
         assert seen == n
         streamed.append(n / t)
-    return {"loop_img_s": loop, "ray_img_s": streamed}
+    return {"loop_img_s": loop, "loop_1thread_img_s": loop1, "ray_img_s": streamed, "torch_threads": threads}
 
 
 def driver_costs(src: Path, dst: Path) -> dict[str, float]:
