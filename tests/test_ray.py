@@ -23,7 +23,7 @@ from PIL import Image
 
 import augkit as ak
 from augkit.cli import main
-from augkit.data.expand import expand, to_uint8
+from augkit.data.expand import ExpandError, expand, to_uint8
 from augkit.data.expand_ray import expand_ray
 from augkit.images import sample_images
 
@@ -87,6 +87,29 @@ def test_ray_engine_shards_merge_with_local_shards(src, reference, tmp_path):
     assert {k: v for k, v in tree(dst).items() if ".part-" not in k} == reference
 
 
+def test_ray_engine_unreadable_images_skip_like_local_or_fail_naming_them(tmp_path):
+    src = make_src(tmp_path / "src", 4)
+    (src / "astronaut" / "bad.png").write_bytes(b"not a png")
+    local = expand(src, tmp_path / "local", copies=1, seed=2, on_error="skip", workers=0, device="cpu")
+    remote = expand_ray(src, tmp_path / "ray", copies=1, seed=2, on_error="skip", workers=1)
+    assert remote.errors == local.errors and [e[0] for e in remote.errors] == ["astronaut/bad.png"]
+    assert tree(tmp_path / "ray") == tree(tmp_path / "local")  # the error is in both manifests alike
+    with pytest.raises(ExpandError, match="cannot read image .*bad.png"):
+        expand_ray(src, tmp_path / "fail", copies=1, seed=2, workers=1)
+
+
+def _alive_expand_actors() -> list[int]:
+    """Pids of Ray actor processes of the expand engine on this machine."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and b"_ExpandActor" in (d / "cmdline").read_bytes() and (d / "stat").read_text().split()[2] != "Z":
+                pids.append(int(d.name))
+        except OSError:
+            pass
+    return pids
+
+
 def test_killed_ray_driver_resumes_to_the_uninterrupted_tree(tmp_path):
     """SIGKILL a CLI driver (attached to this module's Ray) mid-run; the re-run completes identically."""
     src = make_src(tmp_path / "src", 24, lo=48, hi=64)
@@ -105,12 +128,17 @@ def test_killed_ray_driver_resumes_to_the_uninterrupted_tree(tmp_path):
                 break
             time.sleep(0.005)
         assert proc.poll() is None, f"the driver ended before it was killed: {proc.stderr.read().decode()[-2000:]}"
+        assert _alive_expand_actors()  # its actor is at work
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    deadline = time.monotonic() + 60  # the driver's death ends its Ray job: Ray stops its actors
+    while _alive_expand_actors() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive_expand_actors()
     info = json.loads((dst / "augkit-expand.part-0-of-1.json").read_text())
     recorded = part.read_text().count("\n")
     assert info["status"] == "running" and 4 <= recorded < 48  # killed mid-run
