@@ -20,7 +20,7 @@ import struct
 import torch
 from torch import Tensor
 
-__all__ = ["Draw", "sample_key", "fmix32", "fmix32_", "KEY_HIGH"]
+__all__ = ["Draw", "sample_key", "item_keys", "fmix32", "fmix32_", "KEY_HIGH"]
 
 _GOLDEN = 0x9E3779B9
 _M1 = 0x85EBCA6B
@@ -140,3 +140,13 @@ class Draw:
     def bits31(self) -> Tensor:
         """(n,) int64 uniform in [0, 2**31): e.g. the seed of a noise field."""
         return self.words(1)[0].to(torch.int64) & 0x7FFFFFFF
+
+
+def item_keys(base: int, index: Tensor) -> Tensor:
+    """(n,) int64 keys in [0, 2**63) of items ``index`` (n,) under ``base`` (e.g. ``sample_key(seed, epoch)``).
+
+    Vectorized and device-agnostic: the batched loaders key a whole batch of dataset indices
+    in one call, the per-image path one index, and both get the same keys.
+    """
+    w = Draw(index.to(torch.int64), seed=base).words(2).to(torch.int64) & _MASK  # (2, n)
+    return ((w[0] & 0x7FFFFFFF) << 32) | w[1]
