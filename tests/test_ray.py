@@ -79,14 +79,6 @@ def test_ray_engine_writes_the_local_engines_tree_byte_for_byte(src, reference, 
     assert (again.written, again.skipped) == (0, 10 * (COPIES + 1))  # resume: all verified, Ray not even needed
 
 
-def test_ray_engine_shards_merge_with_local_shards(src, reference, tmp_path):
-    """Shard 0 on Ray, shard 1 locally, into one DST: the merged tree is the unsharded one."""
-    dst = tmp_path / "out"
-    assert not expand_ray(src, dst, copies=COPIES, seed=3, include_original=True, shard="0/2", workers=2).merged
-    assert expand(src, dst, copies=COPIES, seed=3, include_original=True, shard="1/2", workers=0, device="cpu").merged
-    assert {k: v for k, v in tree(dst).items() if ".part-" not in k} == reference
-
-
 def test_ray_engine_unreadable_images_skip_like_local_or_fail_naming_them(tmp_path):
     src = make_src(tmp_path / "src", 4)
     (src / "astronaut" / "bad.png").write_bytes(b"not a png")
