@@ -13,6 +13,7 @@ Ray is imported only when this engine runs; without it the error says how to ins
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -82,21 +83,18 @@ def connect(address: str | None = None) -> bool:
 
 
 class _ExpandActor:
-    """One Ray actor: holds a Pipeline, runs the local engine's loop on each batch of sources."""
+    """One Ray actor: holds a Pipeline, runs the local engine's loop (``_Job``) on each batch of sources."""
 
-    def __init__(
-        self, pipe: Pipeline, seed: int, src: str, dst: str, tmp_dir: str, fmt: str, quality: int,
-        batch_size: int, device: str,
-    ) -> None:  # fmt: skip
-        self.pipe, self.seed, self.src, self.dst, self.tmp_dir = pipe, seed, Path(src), Path(dst), Path(tmp_dir)
-        self.fmt, self.quality, self.batch_size = fmt, quality, batch_size
-        self.dev = resolve_device(device)  # on the actor: the GPU Ray gave it, if any
+    def __init__(self, job_args: tuple[Any, ...], device: str) -> None:
+        # the driver's job arguments, with this actor's device, no worker processes (the actor decodes
+        # and encodes itself), no manifest (entries go back to the driver) and errors as entries
+        bound = inspect.signature(_Job).bind(*job_args)
+        bound.arguments.update(dev=resolve_device(device), workers=0, manifest=Path(os.devnull), on_error="skip")
+        self.job_args = bound.args
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         todo = [(str(s), json.loads(p)) for s, p in zip(batch["source"], batch["pending"], strict=True)]
-        # workers=0: this actor decodes and encodes itself; errors come back as entries, the driver decides
-        job = _Job(self.pipe, self.seed, self.dev, self.src, self.dst, self.tmp_dir, self.fmt, self.quality,
-                   self.batch_size, 0, Path(os.devnull), "skip")  # fmt: skip
+        job = _Job(*self.job_args)
         job.run(todo, sum(len(p) for _, p in todo), False)
         return {"entry": np.array([json.dumps(e, sort_keys=True) for e in job.entries], dtype=object)}
 
@@ -106,6 +104,7 @@ class _RayJob(_Job):
 
     def __init__(self, *args: Any, address: str | None, num_cpus: float, num_gpus: float, actors: int | None, device: str) -> None:
         super().__init__(*args)
+        self.job_args = args  # what expand gave the job: the actors run the same
         self.address, self.num_cpus, self.num_gpus, self.actors, self.device = address, num_cpus, num_gpus, actors, device
         self.where = f"ray ({'cuda' if num_gpus else 'cpu'})"
 
@@ -127,10 +126,7 @@ class _RayJob(_Job):
             rows = [{"source": s, "pending": json.dumps(pending)} for s, pending in todo]
             ds = ray.data.from_items(rows).map_batches(
                 _ExpandActor,
-                fn_constructor_kwargs=dict(
-                    pipe=self.pipe, seed=self.seed, src=str(self.src), dst=str(self.dst), tmp_dir=str(self.tmp_dir),
-                    fmt=self.fmt, quality=self.quality, batch_size=self.batch_size, device=self.device,
-                ),
+                fn_constructor_kwargs=dict(job_args=self.job_args, device=self.device),
                 batch_size=self.batch_size,  # sources per call; outputs do not depend on it
                 batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=actors),
