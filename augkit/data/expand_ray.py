@@ -203,6 +203,8 @@ def expand_ray(
         raise ValueError("num_cpus and num_gpus are both 0: each Ray actor must reserve some CPU or GPU")
     if isinstance(device, str) and device.startswith("cuda") and not num_gpus:
         raise ValueError(f"device={device!r} with engine ray needs num_gpus > 0 (Ray hides GPUs from actors that reserve none)")
+    if ray_address is not None and not isinstance(ray_address, str):
+        raise TypeError(f"ray_address must be None, 'auto', 'host:port' or 'ray://host:port', got {ray_address!r}")
     require_ray()  # these three before anything is written to DST
     if ray_address is not None and ray_address != "auto":
         check_reachable(ray_address)
