@@ -47,6 +47,7 @@ class Augment(nn.Module):
             raise TypeError(f"pipe must be an ak.Pipeline, got {type(pipe).__name__}")
         if eval_pipe is not None and not isinstance(eval_pipe, Pipeline):
             raise TypeError(f"eval_pipe must be an ak.Pipeline or None, got {type(eval_pipe).__name__}")
+        _compile_eagerly()
         self.pipe = pipe
         self.eval_pipe = eval_pipe if eval_pipe is not None else Pipeline([], seed=0)
         self.epoch: int | None = None
@@ -80,9 +81,6 @@ class Augment(nn.Module):
             g = self._generators[(device, self.epoch)] = torch.Generator(device=device).manual_seed(key)
         return g
 
-    # The pipeline plans per shape, reuses buffers and checks values on the host: under
-    # ``torch.compile`` it runs eagerly (one graph break) and the model around it compiles.
-    @torch.compiler.disable
     def forward(self, x: Tensor, params: Params | None = None) -> Tensor:
         """Augment ``x`` (training) or run the eval pipeline (eval); ``params`` replays a draw of ``pipe``."""
         if not isinstance(x, Tensor):
@@ -93,3 +91,14 @@ class Augment(nn.Module):
             n = x.shape[0] if x.dim() == 4 else 1
             params = self.pipe.sample(n, x.device, generator=self.generator(x.device))
         return self.pipe(x, params=params)
+
+
+def _compile_eagerly() -> None:
+    """Mark ``Augment.forward`` with ``torch.compiler.disable``, once, on first use (the import of
+    torch._dynamo costs seconds, so not at ``import augkit``). The pipeline plans per shape,
+    reuses buffers and checks values on the host: under ``torch.compile`` it runs eagerly (one
+    graph break) and the model around it compiles."""
+    if not getattr(Augment.forward, "_augkit_eager", False):
+        eager = torch.compiler.disable(Augment.forward)
+        eager._augkit_eager = True  # type: ignore[attr-defined]
+        setattr(Augment, "forward", eager)  # noqa: B010
