@@ -215,3 +215,26 @@ def test_datasets_torch_format_through_ak_loader():
     want = torch.from_numpy(np.stack([np.asarray(im)[::-1] for im in images]).copy()).permute(0, 3, 1, 2).float() / 255
     torch.testing.assert_close(x, want, rtol=0, atol=1e-7)
     assert torch.cat([b["label"] for b in batches]).tolist() == list(range(6))
+
+
+# IterableDataset -------------------------------------------------------------------------------
+class _Stream(torch.utils.data.IterableDataset):
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x = x
+
+    def __iter__(self):
+        return iter(zip(self.x, range(len(self.x)), strict=True))
+
+
+def test_loader_over_an_iterable_dataset_says_what_to_do():
+    with pytest.raises(TypeError, match=r"ak.loader needs a map-style dataset .* got _Stream; .*ak.DeviceLoader\(DataLoader"):
+        ak.loader(_Stream(_batch(4)), ak.default_pipeline(), device="cpu")
+
+
+def test_the_recommended_iterable_recipe_runs():
+    x = _batch(6, 8)
+    dl = torch.utils.data.DataLoader(_Stream(x), batch_size=4, collate_fn=ak.collate_uint8)
+    out = list(ak.DeviceLoader(dl, ak.Pipeline([ak.HorizontalFlip(p=1.0)], seed=0), device="cpu"))
+    assert [tuple(b[0].shape) for b in out] == [(4, 3, 8, 8), (2, 3, 8, 8)]
+    torch.testing.assert_close(torch.cat([b[0] for b in out]), x.flip(3).float() / 255, rtol=0, atol=1e-7)
+    assert torch.cat([b[1] for b in out]).tolist() == list(range(6))
