@@ -120,9 +120,12 @@ def _normalize(a: Args) -> list[Op]:
     _require(a, "max_pixel_value", 255.0, "augkit divides uint8 by 255 and leaves float in [0, 1] as is")
     if _p(a) != 1.0:
         raise Unsupported(f"p={_p(a)}: augkit's Normalize always applies")
-    mean, std = a.get("mean"), a.get("std")
-    return [Normalize(mean=tuple(mean) if isinstance(mean, (list, tuple)) else (mean,),
-                      std=tuple(std) if isinstance(std, (list, tuple)) else (std,))]
+    return [Normalize(mean=_floats(a.get("mean")), std=_floats(a.get("std")))]
+
+
+def _floats(v: Any) -> tuple[float, ...]:
+    """A number or a sequence of numbers as a tuple (Normalize checks the values)."""
+    return tuple(v) if isinstance(v, (list, tuple)) else (v,)
 
 
 def _brightness_contrast(a: Args) -> list[Op]:
@@ -184,7 +187,7 @@ def _augkit(cls: type[Op], rename: Mapping[str, str] = {}) -> Callable[[Args], l
     """augkit's own transforms (``Pipeline.to_albumentations``): arguments back to the op's fields."""
 
     def convert(a: Args) -> list[Op]:
-        kw = {rename.get(k, k): tuple(v) if isinstance(v, list) else v for k, v in a.items() if k != "salt"}
+        kw: dict[str, Any] = {rename.get(k, k): tuple(v) if isinstance(v, list) else v for k, v in a.items() if k != "salt"}
         if cls is Normalize:
             kw.pop("p", None)
         return [cls(**kw)]

@@ -27,11 +27,15 @@ class Augment(nn.Module):
         eval_pipe: what eval mode runs instead (e.g. ``ak.Pipeline([ak.Normalize(...)])``);
             ``None``: no augmentation, only the conversion every pipeline does (uint8 / 255 ->
             float32 in [0, 1]), so the model sees the same dtype and scale in both modes.
+        seed: the loader seed mixed into per-item keys when ``forward`` gets ``index`` (as
+            ``ak.loader(..., seed=seed)``).
 
     Randomness: by default each call continues ``pipe``'s own generator (as ``pipe(x)``).
     After ``set_epoch(e)``, the draws of epoch ``e`` come from a generator keyed by
     (``pipe.seed``, ``e``), so a run resumed at epoch ``e`` sees the augmentations an
-    uninterrupted run saw (for the same batch order).
+    uninterrupted run saw (for the same batch order). With ``index`` (the items' dataset
+    indices), each item's params are those ``ak.loader`` gives item i at epoch e, whatever the
+    batch order or size (the reproducibility contract, docs/data.md).
 
     Shape:
         Input: (B, C, H, W) or (C, H, W), uint8 or float in [0, 1], any device.
@@ -41,7 +45,7 @@ class Augment(nn.Module):
     pipe: Pipeline
     eval_pipe: Pipeline
 
-    def __init__(self, pipe: Pipeline, eval_pipe: Pipeline | None = None) -> None:
+    def __init__(self, pipe: Pipeline, eval_pipe: Pipeline | None = None, seed: int = 0) -> None:
         super().__init__()
         if not isinstance(pipe, Pipeline):
             raise TypeError(f"pipe must be an ak.Pipeline, got {type(pipe).__name__}")
@@ -50,6 +54,9 @@ class Augment(nn.Module):
         _compile_eagerly()
         self.pipe = pipe
         self.eval_pipe = eval_pipe if eval_pipe is not None else Pipeline([], seed=0)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {seed!r}")
+        self.seed = seed
         self.epoch: int | None = None
         self._generators: dict[tuple[torch.device, int], torch.Generator] = {}
 
@@ -81,14 +88,30 @@ class Augment(nn.Module):
             g = self._generators[(device, self.epoch)] = torch.Generator(device=device).manual_seed(key)
         return g
 
-    def forward(self, x: Tensor, params: Params | None = None) -> Tensor:
-        """Augment ``x`` (training) or run the eval pipeline (eval); ``params`` replays a draw of ``pipe``."""
+    def forward(self, x: Tensor, params: Params | None = None, index: Tensor | None = None) -> Tensor:
+        """Augment ``x`` (training) or run the eval pipeline (eval).
+
+        Args:
+            x: (B, C, H, W) or (C, H, W) batch.
+            params: replay a draw of ``pipe`` (from ``pipe(x, return_params=True)``).
+            index: (B,) dataset indices of the items: keys each item's params as ``ak.loader``
+                does (item i at epoch e, loader seed ``seed``, this rank), whatever the batch.
+        """
         if not isinstance(x, Tensor):
             raise TypeError(f"x must be a torch.Tensor (B,C,H,W) or (C,H,W), got {type(x).__name__}")
         if not self.training:
             return self.eval_pipe(x)
-        if params is None and self.epoch is not None:
-            n = x.shape[0] if x.dim() == 4 else 1
+        n = x.shape[0] if x.dim() == 4 else 1
+        if params is None and index is not None:
+            from .data.datasets import current_rank, epoch_base
+            from .random import item_keys
+
+            index = torch.as_tensor(index, dtype=torch.int64, device=x.device).reshape(-1)
+            if index.shape[0] != n:
+                raise ValueError(f"index must hold one dataset index per sample ({n}), got shape {tuple(index.shape)}")
+            base = epoch_base(self.pipe.seed, self.seed, self.epoch or 0, current_rank())
+            params = self.pipe.sample(n, x.device, keys=item_keys(base, index))
+        elif params is None and self.epoch is not None:
             params = self.pipe.sample(n, x.device, generator=self.generator(x.device))
         return self.pipe(x, params=params)
 
@@ -100,5 +123,5 @@ def _compile_eagerly() -> None:
     graph break) and the model around it compiles."""
     if not getattr(Augment.forward, "_augkit_eager", False):
         eager = torch.compiler.disable(Augment.forward)
-        eager._augkit_eager = True  # type: ignore[attr-defined]
+        setattr(eager, "_augkit_eager", True)  # noqa: B010
         setattr(Augment, "forward", eager)  # noqa: B010

@@ -19,6 +19,7 @@ from .random import KEY_HIGH, Draw, sample_key
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
+    from .backends.albu import AlbuBackend
     from .module import Augment
 
 __all__ = ["Pipeline", "default_pipeline"]
@@ -51,7 +52,7 @@ class Pipeline:
         self.seed = seed
         self._generators: dict[tuple[torch.device, int | None], torch.Generator] = {}
         self._tensor = TensorBackend(ops)
-        self._albu = None  # built on first numpy call
+        self._albu: AlbuBackend | None = None  # built on first numpy call
 
     def __repr__(self) -> str:
         inner = "".join(f"\n    {op!r}," for op in self.ops)
@@ -188,8 +189,8 @@ class Pipeline:
             raise ValueError(f"x must have C, H and W > 0, got shape {tuple(x.shape)}")
         check_channels(self.ops, c, f"x of shape {tuple(x.shape)}")
         if xb.dtype.is_floating_point and xb.numel():
-            lo, hi = torch.aminmax(xb)
-            lo, hi = float(lo), float(hi)
+            lo_t, hi_t = torch.aminmax(xb)
+            lo, hi = float(lo_t), float(hi_t)
             if not (lo >= -FLOAT_TOLERANCE and hi <= 1 + FLOAT_TOLERANCE):
                 raise ValueError(f"float x must hold values in [0, 1], got min {lo:.4g}, max {hi:.4g}; divide uint8 data by 255")
 

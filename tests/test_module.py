@@ -238,3 +238,20 @@ def test_the_recommended_iterable_recipe_runs():
     assert [tuple(b[0].shape) for b in out] == [(4, 3, 8, 8), (2, 3, 8, 8)]
     torch.testing.assert_close(torch.cat([b[0] for b in out]), x.flip(3).float() / 255, rtol=0, atol=1e-7)
     assert torch.cat([b[1] for b in out]).tolist() == list(range(6))
+
+
+def test_index_keys_items_as_ak_loader_does():
+    x = _batch(8, 12)
+    ds = torch.utils.data.TensorDataset(x, torch.arange(8))
+    pipe = ak.default_pipeline(seed=5)
+    loader = ak.loader(ds, pipe, batch_size=4, device="cpu", backend="tensor", num_workers=0, shuffle=False, seed=3)
+    first_epoch = [b[0] for b in loader]
+    second_epoch = [b[0] for b in loader]
+    aug = ak.Augment(ak.default_pipeline(seed=5), seed=3)
+    for epoch, batches in ((0, first_epoch), (1, second_epoch)):
+        aug.set_epoch(epoch)
+        order = torch.tensor([6, 1, 4, 3, 0, 2, 7, 5])  # another order and batch size: same items, same pixels
+        got = aug(x[order], index=order)
+        torch.testing.assert_close(got[torch.argsort(order)], torch.cat(batches), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match=r"index must hold one dataset index per sample \(8\), got shape \(3,\)"):
+        aug(x, index=torch.arange(3))

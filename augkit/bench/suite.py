@@ -14,6 +14,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,10 @@ def _collate_pairs(batch: list[tuple[np.ndarray, int]]) -> tuple[Tensor, Tensor]
     return P.collate_float([b[0] for b in batch]), torch.tensor([b[1] for b in batch])
 
 
+def _each(fn: Callable[[np.ndarray], Any], imgs: list[np.ndarray]) -> list[Any]:
+    return [fn(im) for im in imgs]
+
+
 def _epoch(loader: Any, device: torch.device) -> int:
     """Iterate one epoch, moving images to ``device`` as a training loop would; returns images seen."""
     n = 0
@@ -280,8 +285,8 @@ def _overhead_cases(size: int, imgs: list[np.ndarray], pipe: Pipeline, cfg: dict
     if not hasattr(Pipeline, "to_albumentations"):
         return [{**_row(c, label, size, n, "overhead"), "status": "skipped",
                  "note": "Pipeline.to_albumentations is not in this build (Albumentations backend)"} for c, label in names]
-    fns = {"albu-backend": lambda im: pipe(im), "albu-compose": None, "albu-handwritten": None}
     direct, hand = pipe.to_albumentations(), P.albumentations_compose(pipe.ops)
+    fns: dict[str, Callable[[np.ndarray], Any]] = {"albu-backend": lambda im: pipe(im)}
     fns["albu-compose"] = lambda im: direct(image=im)["image"]
     fns["albu-handwritten"] = lambda im: hand(image=im)["image"]
     rows = []
@@ -292,7 +297,7 @@ def _overhead_cases(size: int, imgs: list[np.ndarray], pipe: Pipeline, cfg: dict
             got = (getattr(y, "shape", None), getattr(y, "dtype", type(y).__name__))
             rows.append({**row, "status": "failed", "note": f"output check: got {got}, expected {imgs[0].shape} uint8"})
             continue
-        rows.append(_timed(row, lambda f=fn: [f(im) for im in imgs], n, cfg["repeats"], cfg["warmup"], lambda: None))
+        rows.append(_timed(row, partial(_each, fn, imgs), n, cfg["repeats"], cfg["warmup"], lambda: None))
     return rows
 
 
@@ -314,6 +319,7 @@ def _loader_cases(size: int, batch: int, device: str, imgs: list[np.ndarray], pi
     ours = augkit.loader(_AlbuImages(imgs, None, n, targets=True), pipe, batch_size=batch, device=device,
                          num_workers=workers, shuffle=True, seed=0)
     rows = []
+    loader: Any
     for (case, label), loader in zip(names, (ours, plain), strict=True):
         row = _row(case, label, size, batch, "loader", note=f"{n} images per timed epoch, images moved to {dev}")
         first = next(iter(loader))[0]
@@ -322,7 +328,7 @@ def _loader_cases(size: int, batch: int, device: str, imgs: list[np.ndarray], pi
         if problem:
             rows.append({**row, "status": "failed", "note": f"output check: {problem}"})
             continue
-        rows.append(_timed(row, lambda ld=loader: _epoch(ld, dev), n, cfg["repeats"], max(cfg["warmup"], 2), sync))
+        rows.append(_timed(row, partial(_epoch, loader, dev), n, cfg["repeats"], max(cfg["warmup"], 2), sync))
     return rows
 
 
@@ -395,7 +401,7 @@ def _add_ratios(result: dict) -> None:
     for r in result["rows"]:
         ours = by.get((r["size"], base[r["group"]]))
         ok = r["status"] == "ok" and ours is not None
-        r["augkit_ratio"] = ours["img_s"] / r["img_s"] if ok else None
+        r["augkit_ratio"] = ours["img_s"] / r["img_s"] if ok and ours is not None else None
         r["pct_bound"] = 100 * r["img_s"] / bound[r["size"]] if r["status"] == "ok" and r["group"] == "batched" else None
 
 
@@ -411,7 +417,7 @@ def targets(result: dict) -> list[dict]:
               ("cuda", 256, 224, "augkit / Kornia", 10.0), ("cuda", 256, 224, "augkit % of bandwidth bound", 50.0)]
     out = []
     for d, b, s, what, need in wanted:
-        t = {"device": d, "batch_size": b, "size": s, "what": what, "need": need, "value": None, "met": None}
+        t: dict[str, Any] = {"device": d, "batch_size": b, "size": s, "what": what, "need": need, "value": None, "met": None}
         r = find("kornia" if "Kornia" in what else "augkit", s)
         if dev != d or cfg["batch_size"] != b or r is None:
             t["note"] = "not measured in this run"

@@ -232,8 +232,8 @@ def run_study(
             plot_history(results[name][s].history, p, title=f"{name} (seed {s}): train vs validation")
             hist_paths.append(p.name)
     names = list(results)
-    means = [100 * np.mean([r.test_acc for r in results[n]]) for n in names]
-    stds = [100 * np.std([r.test_acc for r in results[n]]) for n in names]
+    means = [float(100 * np.mean([r.test_acc or 0.0 for r in results[n]])) for n in names]  # every arm has a test set
+    stds = [float(100 * np.std([r.test_acc or 0.0 for r in results[n]])) for n in names]
     ref = means[names.index("baseline")] if "baseline" in results else None
     plot_bars(names, means, stds, out / "test_accuracy.png", reference=ref)
 
