@@ -14,8 +14,8 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from functools import partial
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
