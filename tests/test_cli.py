@@ -136,7 +136,12 @@ def test_bench_table_names_the_bound_and_leaves_targets_to_the_docs():
     text = format_table(_fake_result())
     assert "Targets" not in text and "MISSED" not in text
     assert "Bound: uint8→float32 copy, reused buffer" in text and "last-level cache" in text
-    assert "0.98 MB per pass" in text  # 64 * 3 * 32 * 32 * 5 bytes
+    assert "0.98 MB per pass)" in text  # 64 * 3 * 32 * 32 * 5 bytes; cache size unknown: no verdict
+    cached = _fake_result()
+    cached["machine"]["cache_bytes"] = 2**20
+    assert "0.98 MB per pass: cache-resident)" in format_table(cached) and "Last-level cache here: 1.0 MB." in format_table(cached)
+    cached["machine"]["cache_bytes"] = 2**19
+    assert "0.98 MB per pass: exceeds the cache (DRAM))" in format_table(cached)
     md = to_markdown(_fake_result())
     assert "uint8→float32 copy, reused buffer" in md and "**Targets**" in md  # docs/benchmarks.md keeps them
 

@@ -255,3 +255,19 @@ def test_index_keys_items_as_ak_loader_does():
         torch.testing.assert_close(got[torch.argsort(order)], torch.cat(batches), rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match=r"index must hold one dataset index per sample \(8\), got shape \(3,\)"):
         aug(x, index=torch.arange(3))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_augment_on_cuda_matches_the_cpu_for_keyed_items():
+    x = _batch(8, 16)
+    index = torch.arange(8)
+    cpu = ak.Augment(ak.default_pipeline(seed=2))
+    gpu = ak.Augment(ak.default_pipeline(seed=2)).to("cuda")
+    cpu.set_epoch(1)
+    gpu.set_epoch(1)
+    want = cpu(x, index=index)
+    got = gpu(x.cuda(), index=index.cuda())
+    assert got.device.type == "cuda"
+    torch.testing.assert_close(got.cpu(), want, rtol=0, atol=2e-5)  # same params; kernels differ in rounding
+    compiled = torch.compile(nn.Sequential(gpu, nn.Conv2d(3, 2, 3).cuda()))
+    assert compiled(x.cuda()).shape == (8, 2, 14, 14)

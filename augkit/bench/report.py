@@ -51,10 +51,19 @@ def format_table(result: dict[str, Any]) -> str:
             lines.append(f"{r['size']:>5} {r['label']:<52} {_fmt(r['img_s'], ',.0f'):>12} {_fmt(r['augkit_ratio'], '.2f'):>14} "
                          f"{_fmt(r['pct_bound'], '.1f'):>8}  {status}{r['note']}")
     lines += ["", f"Bound: {BOUND_NAME}", f"  {BOUND_NOTE}"]
+    cache = result["machine"].get("cache_bytes")
+    if cache:
+        lines.append(f"  Last-level cache here: {cache / 1e6:.1f} MB.")
     for s, b in bound.items():
         lines.append(f"{s:>5} {b['img_s']:>14,.0f} img/s  {b['gb_s']:.2f} GB/s  (batch {b['batch_size']}, "
-                     f"{_pass_mb(b):.2f} MB per pass)")
+                     f"{_pass_mb(b):.2f} MB per pass{_where(b, cache)})")
     return "\n".join(lines)
+
+
+def _where(b: dict, cache: int | None) -> str:
+    if not cache:
+        return ""
+    return ": cache-resident" if _pass_mb(b) * 1e6 <= cache else ": exceeds the cache (DRAM)"
 
 
 def _pass_mb(b: dict) -> float:
@@ -83,8 +92,11 @@ def to_markdown(result: dict[str, Any]) -> str:
             out.append(f"| {r['size']} | {r['label']} | {_fmt(r['img_s'], ',.0f')} | {_fmt(r['augkit_ratio'], '.2f')} | "
                        f"{_fmt(r['pct_bound'], '.1f')} | {status}{r['note']} |")
         out.append("")
-    out += [f"**Bound: {BOUND_NAME}**", "", BOUND_NOTE, "", "| size | img/s | GB/s | MB per pass |", "|---:|---:|---:|---:|"]
-    out += [f"| {b['size']} | {b['img_s']:,.0f} | {b['gb_s']:.2f} | {_pass_mb(b):.2f} |" for b in result["bounds"]]
+    cache = result["machine"].get("cache_bytes")
+    where = f" Last-level cache here: {cache / 1e6:.1f} MB." if cache else ""
+    out += [f"**Bound: {BOUND_NAME}**", "", BOUND_NOTE + where, "", "| size | img/s | GB/s | MB per pass |",
+            "|---:|---:|---:|---:|"]
+    out += [f"| {b['size']} | {b['img_s']:,.0f} | {b['gb_s']:.2f} | {_pass_mb(b):.2f}{_where(b, cache)} |" for b in result["bounds"]]
     out += ["", "**Targets**", ""] + [f"-{_target_line(t)[1:]}" for t in result["targets"]]
     return "\n".join(out) + "\n"
 

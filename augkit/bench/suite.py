@@ -68,6 +68,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "cache_bytes": _last_level_cache_bytes(device),  # decides whether the copy bound is cache-resident
         "versions": {
             "augkit": __version__,
             "torch": torch.__version__,
@@ -78,6 +79,20 @@ def machine_info(device: torch.device) -> dict[str, Any]:
             "torchvision": _version("torchvision"),
         },
     }
+
+
+def _last_level_cache_bytes(device: torch.device) -> int | None:
+    """The GPU's L2, or the CPU's largest cache (Linux sysfs); ``None`` when unknown."""
+    if device.type == "cuda":
+        return int(getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0)) or None
+    sizes = []
+    for f in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        text = f.read_text().strip().upper()
+        mult = {"K": 1024, "M": 1024**2}.get(text[-1:], 1)
+        digits = text.rstrip("KM")
+        if digits.isdigit():
+            sizes.append(int(digits) * mult)
+    return max(sizes) if sizes else None
 
 
 def median_seconds(fn: Callable[[], Any], repeats: int, warmup: int, sync: Callable[[], None]) -> list[float]:
