@@ -27,6 +27,15 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
+def _setuptools_major() -> int:
+    try:
+        from importlib.metadata import version
+
+        return int(version("setuptools").split(".")[0])
+    except Exception:
+        return 0
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     """Build a wheel from a copy of the source (the checkout stays free of build/ and egg-info)."""
@@ -36,8 +45,11 @@ def wheel(tmp_path_factory) -> Path:
     for name in ("pyproject.toml", "README.md", "LICENSE", "NOTICE"):
         shutil.copy2(ROOT / name, src / name)
     shutil.copytree(ROOT / "augkit", src / "augkit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # build with the installed setuptools when it knows SPDX licences (>= 77): no index needed
+    isolation = [] if _setuptools_major() >= 77 else ["--use-pep517"]
+    no_isolation = ["--no-build-isolation"] if not isolation else []
     r = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp / "dist"), str(src)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", *no_isolation, *isolation, "-q", "-w", str(tmp / "dist"), str(src)],
         capture_output=True, text=True, timeout=300, env=_clean_env(),
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
