@@ -147,6 +147,8 @@ def _expand(args: argparse.Namespace) -> int:
         print(f"  skipped {source}: {message}")
     manifest = "manifest.jsonl" if r.merged else f"manifest.part-{r.shard[0]}-of-{r.shard[1]}.jsonl (merged when every shard is done)"
     print(f"  manifest: {r.dst}/{manifest}")
+    if args.verbose:
+        print(f"  pipeline: {args.pipeline or 'augkit.default_pipeline(seed)'}, seed {args.seed}, format {args.format}")
     return 0
 
 
@@ -158,6 +160,9 @@ def _study(args: argparse.Namespace) -> int:
         device=args.device, log=_say(args),
     )  # fmt: skip
     print(f"report: {path}")
+    if args.verbose:
+        for p in sorted(path.parent.glob("*.png")):
+            print(f"plot: {p}")
     if args.quick or args.seeds == 1:
         print("(a smoke test: one seed supports no findings; `augkit study` without --quick measures)")
     return 0
