@@ -97,6 +97,10 @@ def test_round_trips_through_to_albumentations_to_dict_and_files(tmp_path):
         assert ak.Pipeline.from_albumentations(str(tmp_path / name)).ops == pipe.ops
     text = (tmp_path / "c.yaml").read_text()
     assert ak.Pipeline.from_albumentations(text).ops == pipe.ops
+    # augkit's own readers (and so `augkit expand --pipeline`) accept Albumentations' files too
+    assert ak.Pipeline.from_yaml(tmp_path / "c.yaml").ops == pipe.ops
+    assert ak.Pipeline.from_yaml(str(tmp_path / "c.json")).ops == pipe.ops
+    assert ak.Pipeline.from_dict(A.to_dict(pipe.to_albumentations())).ops == pipe.ops
     default = ak.default_pipeline(seed=4)
     assert ak.Pipeline.from_albumentations(default.to_albumentations()).to_dict() == default.to_dict()
 
