@@ -110,6 +110,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    if args.plot and importlib.util.find_spec("matplotlib") is None:  # say so before minutes of timing
+        raise ImportError("--plot needs matplotlib: pip install 'augkit[bench]'")
     from .bench import bench, format_table
 
     r = bench(sizes=args.sizes, batch_size=args.batch_size, device=args.device, peers=args.peers, repeats=args.repeats,

@@ -165,3 +165,12 @@ def _json(d: dict) -> str:
     import json
 
     return json.dumps(d)
+
+
+def test_missing_extras_are_named_before_any_work(monkeypatch, capsys, tmp_path):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    assert main(["bench", "--plot", str(tmp_path / "p.png"), "--quick"]) == 1
+    assert capsys.readouterr().err == "augkit bench: error: --plot needs matplotlib: pip install 'augkit[bench]'\n"
