@@ -148,6 +148,10 @@ def test_normalize_must_end_up_last():
         ak.Pipeline.from_albumentations(A.Compose([A.Normalize(max_pixel_value=1.0)]))
 
 
+def test_a_single_transform_imports():
+    assert ak.Pipeline.from_albumentations(A.VerticalFlip(p=0.25), seed=1).ops == [ak.VerticalFlip(p=0.25)]
+
+
 def test_bad_sources(tmp_path):
     with pytest.raises(TypeError, match="source must be an albumentations Compose.*got int"):
         ak.Pipeline.from_albumentations(3)

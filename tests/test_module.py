@@ -84,6 +84,7 @@ def test_params_replay_and_single_image():
     [
         (("not a pipeline",), "pipe must be an ak.Pipeline, got str"),
         ((ak.default_pipeline(), nn.Identity()), "eval_pipe must be an ak.Pipeline or None, got Identity"),
+        ((ak.default_pipeline(), None, 1.5), "seed must be an int, got 1.5"),
     ],
 )
 def test_bad_construction(args, match):
