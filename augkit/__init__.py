@@ -3,6 +3,7 @@
 from typing import Any
 
 from .data import AugmentedDataset, DeviceLoader, collate_uint8, expand, loader
+from .module import Augment
 from .ops import Contrast, GaussianNoise, HorizontalFlip, Normalize, Op, VerticalFlip, Zoom
 from .params import Params
 from .pipeline import Pipeline, default_pipeline
@@ -11,6 +12,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Pipeline",
+    "Augment",
     "default_pipeline",
     "expand",
     "Params",

@@ -149,7 +149,7 @@ def test_ray_engine_bad_input(src, tmp_path, capsys):
     with pytest.raises(ValueError, match="ray_address must be 'auto', 'host:port'"):
         expand_ray(src, tmp_path / "a", copies=1, ray_address="nohost")
     assert not (tmp_path / "a").exists()
-    assert main(["expand", str(src), str(tmp_path / "b"), "--copies", "1", "--ray-address", "auto"]) == 1
+    assert main(["expand", str(src), str(tmp_path / "b"), "--copies", "1", "--ray-address", "auto"]) == 2  # usage
     assert "--ray-address only apply with --engine ray" in capsys.readouterr().err
 
 
