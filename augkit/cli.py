@@ -136,7 +136,8 @@ def _expand(args: argparse.Namespace) -> int:
     if args.engine == "local" and any(v is not None for v in ray_options.values()):
         given = ", ".join(f"--{k.replace('_', '-')}" for k, v in ray_options.items() if v is not None)
         raise UsageError(f"{given} only apply with --engine ray")
-    run, ray_options = expand, {k: v for k, v in ray_options.items() if v is not None}
+    run: Callable[..., Any] = expand
+    ray_options = {k: v for k, v in ray_options.items() if v is not None}
     try:
         if args.engine == "ray":  # the same job on Ray Data
             from .data.expand_ray import expand_ray as run

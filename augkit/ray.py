@@ -90,7 +90,7 @@ class Augment:
         if len(images) == 0:
             return dict(batch)
         keys = [row_key(v.item() if isinstance(v, np.generic) else v, self.pipe.seed, self.epoch) for v in values]
-        out: list[np.ndarray | None] = [None] * len(images)
+        done: dict[int, np.ndarray] = {}
         groups: dict[tuple[int, ...], list[int]] = {}  # rows of one (H, W[, C]) shape run as one batch
         chws: list[torch.Tensor] = []
         for i, img in enumerate(images):
@@ -101,7 +101,8 @@ class Augment:
             y, _ = augment_keyed(self.pipe, [chws[i] for i in rows], [keys[i] for i in rows], self.device)
             y = y.reshape(len(rows), *shape)  # (B, H, W, 1) keeps its channel axis; (H, W) stays 2-D
             for j, i in enumerate(rows):
-                out[i] = y[j]
+                done[i] = y[j]
+        out = [done[i] for i in range(len(images))]
         if len(groups) == 1:
             result: np.ndarray = np.stack(out)  # (B, H, W[, C]) uint8
         else:
