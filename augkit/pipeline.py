@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from .backends.tensor import TensorBackend
+from .imageconv import pil_to_array
 from .ops import FLOAT_TOLERANCE, Contrast, Normalize, Op, check_channels, op_from_dict
 from .params import Params
 
@@ -103,6 +104,8 @@ class Pipeline:
             from .backends.albu import AlbuBackend
 
             self._albu = AlbuBackend(self.ops, self.seed)
+        if not isinstance(x, np.ndarray):  # PIL: its colours, as the data module reads them
+            x = pil_to_array(x, f"PIL image (mode {x.mode!r})", alpha=True)
         return self._albu(x, params, return_params)
 
     def to_albumentations(self) -> Any:

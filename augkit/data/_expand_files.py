@@ -19,14 +19,19 @@ INFO = "augkit-expand.json"
 
 # worker side: decode, encode, atomic write (no torch) ---------------------------------------------
 def decode_image(path: str) -> tuple[np.ndarray | None, str | None]:
-    """Image file -> (HWC uint8 RGB or HW uint8 grey, None), or (None, message) if unreadable."""
+    """Image file -> (HWC uint8 RGB or HW uint8 grey, None), or (None, message) if unreadable.
+
+    Every mode goes through ``augkit.imageconv.pil_to_array`` (alpha dropped): grey stays grey,
+    16-bit is scaled to 8 bits, float in [0, 1] is scaled by 255, anything else is refused.
+    """
     from PIL import Image
+
+    from ..imageconv import pil_to_array
 
     try:
         with Image.open(path) as im:
             im.load()
-            im = im if im.mode in ("L", "RGB") else im.convert("RGB")
-            return np.asarray(im, dtype=np.uint8).copy(), None
+            return pil_to_array(im, "image", alpha=False), None
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError, DecompressionBombError)
         return None, f"{type(e).__name__}: {e}"
 

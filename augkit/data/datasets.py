@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
+from ..imageconv import pil_to_array
 from ..ops import Normalize
 from ..params import Params
 from ..pipeline import Pipeline
@@ -24,8 +25,6 @@ from ..pipeline import Pipeline
 __all__ = ["AugmentedDataset", "collate_uint8", "to_chw_uint8", "to_hwc_uint8", "sample_key", "split_item"]
 
 KEY_HIGH = 2**63  # keys fit torch.Generator.manual_seed
-_PIL_DIRECT = {"L": "L", "RGB": "RGB", "RGBA": "RGBA"}  # kept as they are
-_PIL_TO_RGB = {"1": "L", "P": "RGB", "PA": "RGBA", "LA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "HSV": "RGB", "RGBX": "RGB", "RGBa": "RGBA", "La": "RGBA"}
 
 
 # keys ---------------------------------------------------------------------------------
@@ -59,12 +58,7 @@ def is_image(x: Any) -> bool:
 
 
 def _pil_to_numpy(img: Any, what: str) -> np.ndarray:
-    mode = img.mode
-    if mode not in _PIL_DIRECT:
-        if mode not in _PIL_TO_RGB:
-            raise TypeError(f"{what}: PIL mode {mode!r} is not an 8-bit image; expected one of L, RGB, RGBA (or 1, P, LA, CMYK, YCbCr)")
-        img = img.convert(_PIL_TO_RGB[mode])
-    return np.array(img)  # (H, W) or (H, W, C) uint8, writable
+    return pil_to_array(img, what, alpha=True)  # (H, W) or (H, W, C) uint8, writable; shared with pipe(PIL)
 
 
 def to_chw_uint8(img: Any, what: str = "image") -> Tensor:
