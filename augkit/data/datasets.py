@@ -23,12 +23,6 @@ from ..random import sample_key
 
 __all__ = ["AugmentedDataset", "collate_uint8", "to_chw_uint8", "to_hwc_uint8", "sample_key", "split_item"]
 
-<<<<<<< HEAD
-KEY_HIGH = 2**63  # keys fit torch.Generator.manual_seed
-=======
-_PIL_DIRECT = {"L": "L", "RGB": "RGB", "RGBA": "RGBA"}  # kept as they are
-_PIL_TO_RGB = {"1": "L", "P": "RGB", "PA": "RGBA", "LA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "HSV": "RGB", "RGBX": "RGB", "RGBa": "RGBA", "La": "RGBA"}
->>>>>>> main
 
 
 # keys ---------------------------------------------------------------------------------
