@@ -16,6 +16,7 @@ raw ``data_ptr()`` kept by foreign code escapes this, as it escapes any allocato
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 from collections import OrderedDict
@@ -25,7 +26,7 @@ from typing import Generic, TypeVar
 import torch
 from torch import Tensor
 
-__all__ = ["OutputPool", "ByteLRU", "storage_uses"]
+__all__ = ["OutputPool", "ByteLRU", "byte_cache", "storage_uses"]
 
 KEEP = 2  # bases kept per shape: the batch the caller holds and the one being made
 
@@ -132,3 +133,23 @@ class ByteLRU(Generic[K]):
     def values(self) -> Iterator[object]:
         with self._lock:
             return iter(list(self._items.values()))
+
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def byte_cache(max_bytes: int) -> Callable[[F], F]:
+    """Like ``functools.lru_cache``, bounded by the bytes of the cached tensors/arrays (``fn.cache``)."""
+
+    def wrap(fn: F) -> F:
+        cache: ByteLRU = ByteLRU(max_bytes)
+
+        @functools.wraps(fn)
+        def cached(*args: object) -> object:
+            return cache.get_or_make(args, lambda: fn(*args))
+
+        cached.cache = cache  # type: ignore[attr-defined]
+        cached.cache_clear = cache.clear  # type: ignore[attr-defined]
+        return cached  # type: ignore[return-value]
+
+    return wrap

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, RandomSampler, Sampler, SequentialSampler
+from torch.utils.data import DataLoader, IterableDataset, RandomSampler, Sampler, SequentialSampler
 
 from ..buffers import OutputPool
 from ..device import resolve_device
@@ -276,6 +276,11 @@ def loader(
     """
     if not isinstance(pipe, Pipeline):
         raise TypeError(f"pipe must be an ak.Pipeline, got {type(pipe).__name__}")
+    if isinstance(dataset, IterableDataset) or not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
+        raise TypeError(
+            f"ak.loader needs a map-style dataset (with __getitem__ and __len__), got {type(dataset).__name__}; "
+            "for an IterableDataset, batch it with DataLoader(..., collate_fn=ak.collate_uint8) and wrap that in ak.DeviceLoader"
+        )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
     if backend not in ("auto", "tensor", "albumentations"):
