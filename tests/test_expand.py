@@ -259,7 +259,9 @@ def test_clashing_outputs_are_refused(tmp_path):
     src = make_src(tmp_path / "src", 2)
     Image.open(src / "astronaut" / "000.png").save(src / "astronaut" / "000.jpg")
     with pytest.raises(ValueError, match="000.jpg.*000.png|000.png.*000.jpg"):
-        expand(src, tmp_path / "d", copies=1)
+        expand(src, tmp_path / "d", copies=1, format="png")
+    s = expand(src, tmp_path / "k", copies=1, device="cpu")  # format="keep": 000_aug1.jpg and 000_aug1.png
+    assert s.written == 3 and (tmp_path / "k" / "astronaut" / "000_aug1.jpg").is_file()
 
 
 def test_existing_dst_with_other_settings_is_refused_unless_overwrite(src, reference, tmp_path):
