@@ -54,18 +54,25 @@ def test_item1_batches_held_from_workers_never_change(where: str) -> None:
     assert changed == [], f"batches {changed} were overwritten after delivery"
 
 
+def _keep(y: torch.Tensor, hold: str) -> object:
+    if hold == "storage":
+        return y.untyped_storage()
+    if hold == "view":
+        return y[2:5]
+    if hold == "numpy":
+        return y.numpy()
+    if hold == "dlpack":
+        return np.from_dlpack(y)
+    y.share_memory_()  # "shared": another process may map it; nothing is kept here
+    return None
+
+
 @pytest.mark.parametrize("hold", ["storage", "view", "numpy", "dlpack", "shared"])
 def test_item1_output_kept_any_way_is_not_reused(hold: str) -> None:
     pipe = ak.Pipeline([ak.Contrast(factor=(0.5, 1.5))], seed=0)
     y = pipe(X8)
     ref = y.clone()
-    kept: object = {
-        "storage": lambda: y.untyped_storage(),
-        "view": lambda: y[2:5],
-        "numpy": lambda: y.numpy(),
-        "dlpack": lambda: np.from_dlpack(y),
-        "shared": lambda: y.share_memory_() is None,  # shared with other processes: nothing kept here
-    }[hold]()
+    kept = _keep(y, hold)
     ptr = y.data_ptr()
     del y
     for _ in range(4):

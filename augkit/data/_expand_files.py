@@ -293,15 +293,18 @@ def merge_parts(
             return False, []
         infos.append(info)
         entries += read_manifest(dst / part_name(MANIFEST, (i, n_shards)))
-    unique = {(e["source"], e.get("copy"), e.get("output")): e for e in entries}
-    kept, rejected = [], []
-    for e in unique.values():
+    kept: dict[tuple[Any, ...], dict[str, Any]] = {}
+    rejected = []
+    for e in entries:  # a duplicate is kept once, the first that passes
+        key = (e["source"], e.get("copy"), e.get("output"))
+        if key in kept:
+            continue
         why = verify_entry(dst, e, config["format"], trusted)
         if why is None:
-            kept.append(e)
+            kept[key] = e
         else:
             rejected.append({"source": str(e.get("source")), "output": str(e.get("output")), "reason": why})
-    entries = sorted(kept, key=sort_key)
+    entries = sorted(kept.values(), key=sort_key)
     errors = [{"source": e["source"], "error": e["error"]} for e in entries if "error" in e]
     stale = [e for e in entries if e.get("stale")]
     counts = {"sources": n_sources, "outputs": len(entries) - len(errors) - len(stale), "errors": len(errors)}
