@@ -95,8 +95,8 @@ class Pipeline:
             keys = torch.randint(0, KEY_HIGH - 1, (n,), generator=rng, device=rng.device)
         elif keys.shape != (n,):
             raise ValueError(f"keys must have shape ({n},), got {tuple(keys.shape)}")
-        draw = Draw(keys.to(device=device, dtype=torch.int64))  # the seed enters through the keys
-        return Params(tuple(type(op).__name__ for op in self.ops), tuple(op.sample(n, draw.child(i)) for i, op in enumerate(self.ops)))
+        draws = Draw(keys.to(device=device, dtype=torch.int64)).children(len(self.ops))  # the seed enters through the keys
+        return Params(tuple(type(op).__name__ for op in self.ops), tuple(op.sample(n, d) for op, d in zip(self.ops, draws)))
 
     def sample_keyed(self, keys: Any, device: torch.device | str = "cpu") -> Params:
         """Params whose row i depends only on ``keys[i]``, ints in [0, 2**63) (not on ``seed``).
