@@ -505,6 +505,25 @@ def test_item13_a_killed_worker_ends_the_run_with_exit_1_and_no_orphans(tmp_path
         json.loads(line)
 
 
+def test_item13_workers_do_not_outlive_a_killed_main_process(tmp_path):
+    src = make_src(tmp_path / "src", 60, lo=56, hi=64)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(_cli(src, tmp_path / "dst", "--copies", "8", "--workers", "2"), cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        kids: list[int] = []
+
+        def found() -> bool:
+            kids[:] = _children(proc.pid)
+            return len(kids) >= 2
+
+        assert _wait_for(found, 60)
+    finally:
+        proc.kill()  # SIGKILL: no cleanup code runs in it
+        proc.wait()
+    assert _wait_for(lambda: not any(_alive(k) for k in kids), 10), "a worker outlived its killed parent"
+
+
 def test_item14_fifo_named_png_is_not_listed(tmp_path):
     src = make_src(tmp_path / "src", 3)
     os.mkfifo(src / "astronaut" / "pipe.png")

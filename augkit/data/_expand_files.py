@@ -297,8 +297,8 @@ def merge_parts(
     rejected = []
     for e in entries:  # a duplicate is kept once, the first that passes
         key = (e["source"], e.get("copy"), e.get("output"))
-        if key in kept:
-            continue
+        if key in kept or (e.get("stale") and not (dst / e["output"]).exists()):
+            continue  # (a stale output another shard pruned is simply gone)
         why = verify_entry(dst, e, config["format"], trusted)
         if why is None:
             kept[key] = e

@@ -389,13 +389,23 @@ def _stale(
     return [], tuple(e["output"] for e in stale)
 
 
-def _close_fds(fds: tuple[int, ...]) -> None:
-    """Pool initializer: a worker must not keep DST's lock alive after this process dies."""
+def _worker_init(fds: tuple[int, ...], parent: int) -> None:
+    """Pool initializer: a worker must not keep DST's lock alive, nor outlive this process."""
     for fd in fds:
         try:
             os.close(fd)
         except OSError:
             pass
+    if sys.platform.startswith("linux"):  # die with the parent, even one killed by SIGKILL
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
 
 
 class _Job:
@@ -421,7 +431,9 @@ class _Job:
         if self.workers:  # workers only decode and encode (PIL, numpy): forking is safe on Linux
             method = "fork" if sys.platform.startswith("linux") else "spawn"
             fds = () if lock_fd is None else (lock_fd,)
-            self.pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context(method), initializer=_close_fds, initargs=(fds,))
+            self.pool = ProcessPoolExecutor(
+                self.workers, multiprocessing.get_context(method), initializer=_worker_init, initargs=(fds, os.getpid())
+            )
         else:
             self.pool = Inline()
         fmt = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]"
