@@ -90,7 +90,8 @@ class ExpandSummary:
         """What ``augkit expand`` prints: counts, a rate only when something was written, stale outputs."""
         head = f"shard {self.shard[0]}/{self.shard[1]}: {self.sources} images, wrote {self.written} outputs, {self.skipped} already done, {len(self.errors)} unreadable"
         if self.written:
-            head += f", in {self.seconds:.1f} s ({self.images_per_s:,.1f} images/s on {self.device})"
+            rate = f"{self.images_per_s:,.1f}" if self.images_per_s >= 1 else f"{self.images_per_s:.2g}"
+            head += f", in {self.seconds:.1f} s ({rate} images/s on {self.device})"
         elif self.skipped:
             head += "; nothing to do"
         out = [head] + [f"  skipped {s!r}: {m}" for s, m in self.errors]
