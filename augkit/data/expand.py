@@ -473,8 +473,10 @@ class _Job:
     def _loop(self, todo: list[tuple[str, list[tuple[int, str]]]]) -> None:
         decodes: deque = deque()
         items = iter(todo)
+        last = 1  # pixels of the last decoded image: huge images are decoded fewer at a time
         while True:
-            while len(decodes) < max(2, 2 * self.workers):  # keep the decoders busy, memory bounded
+            cap = max(1, min(max(2, 2 * self.workers), 4 * BATCH_PIXELS // last))
+            while len(decodes) < cap:  # keep the decoders busy, memory bounded
                 item = next(items, None)
                 if item is None:
                     break
@@ -486,6 +488,7 @@ class _Job:
             if err is not None:
                 self._failed(source, err)
                 continue
+            last = max(1, pixels.shape[0] * pixels.shape[1])
             self._add(source, pending, pixels, fp)
             self._collect()
         for shape in list(self.buckets):
