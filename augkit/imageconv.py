@@ -55,11 +55,11 @@ def pil_to_array(img: Any, what: str = "image", alpha: bool = True) -> np.ndarra
             raise ValueError(f"{what}: 32-bit integer image (PIL mode {mode!r}) holds values in [{lo}, {hi}]; expected 0..65535 (16-bit)")
         return ((v * 255 + 32767) // 65535).astype(np.uint8)  # round(v / 257), exact in integers
     if mode == "F":
-        v = np.asarray(img, dtype=np.float32)
-        lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 0.0)
-        if not (lo >= -FLOAT_TOLERANCE and hi <= 1 + FLOAT_TOLERANCE):
-            raise ValueError(f"{what}: float image (PIL mode 'F') holds values in [{lo:.4g}, {hi:.4g}]; expected [0, 1]")
-        return np.rint(np.clip(v, 0.0, 1.0) * 255).astype(np.uint8)
+        f = np.asarray(img, dtype=np.float32)
+        flo, fhi = (float(f.min()), float(f.max())) if f.size else (0.0, 0.0)
+        if not (flo >= -FLOAT_TOLERANCE and fhi <= 1 + FLOAT_TOLERANCE):
+            raise ValueError(f"{what}: float image (PIL mode 'F') holds values in [{flo:.4g}, {fhi:.4g}]; expected [0, 1]")
+        return np.rint(np.clip(f, 0.0, 1.0) * 255).astype(np.uint8)
     raise TypeError(
         f"{what}: PIL mode {mode!r} is not supported; expected one of {', '.join(PIL_MODES)} "
         "(convert it first, e.g. with PIL.ImageCms for LAB)"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import torch
@@ -15,6 +16,12 @@ from .imageconv import pil_to_array
 from .ops import FLOAT_TOLERANCE, Contrast, Normalize, Op, check_channels, op_from_dict
 from .params import Params
 from .random import KEY_HIGH, Draw, sample_key
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+    from .backends.albu import AlbuBackend
+    from .module import Augment
 
 __all__ = ["Pipeline", "default_pipeline"]
 
@@ -31,7 +38,7 @@ class Pipeline:
     to get float32 on the same device, each sample with its own random parameters.
     """
 
-    def __init__(self, ops: list[Op], seed: int | None = None) -> None:
+    def __init__(self, ops: Sequence[Op], seed: int | None = None) -> None:
         if isinstance(ops, Op) or not isinstance(ops, (list, tuple)):
             hint = f"; wrap one op in a list: Pipeline([{type(ops).__name__}(...)])" if isinstance(ops, Op) else ""
             raise TypeError(f"ops must be a list of augkit ops (e.g. [ak.Zoom()]), got {_short(ops)}{hint}")
@@ -51,7 +58,7 @@ class Pipeline:
         self.seed = seed
         self._generators: dict[tuple[torch.device, int | None], torch.Generator] = {}
         self._tensor = TensorBackend(ops)
-        self._albu = None  # built on first numpy call
+        self._albu: AlbuBackend | None = None  # built on first numpy call
 
     def __repr__(self) -> str:
         inner = "".join(f"\n    {op!r}," for op in self.ops)
@@ -108,7 +115,22 @@ class Pipeline:
         return self.sample(len(keys), device, keys=keys)
 
     # execution ------------------------------------------------------------------------
+    @overload
+    def __call__(self, x: Tensor, *, params: Params | None = ..., return_params: Literal[False] = ...) -> Tensor: ...
+    @overload
+    def __call__(self, x: Tensor, *, params: Params | None = ..., return_params: Literal[True]) -> tuple[Tensor, Params]: ...
+    @overload
+    def __call__(
+        self, x: np.ndarray | PILImage, *, params: Params | None = ..., return_params: Literal[False] = ...
+    ) -> np.ndarray: ...
+    @overload
+    def __call__(
+        self, x: np.ndarray | PILImage, *, params: Params | None = ..., return_params: Literal[True]
+    ) -> tuple[np.ndarray, Params]: ...
+    @overload
+    def __call__(self, x: Any, *, params: Params | None = ..., return_params: bool = ...) -> Any: ...
     def __call__(self, x: Any, *, params: Params | None = None, return_params: bool = False) -> Any:
+        """Tensor (B,C,H,W)/(C,H,W) -> float32 tensor on its device; numpy HWC / PIL image -> numpy HWC."""
         if isinstance(x, Tensor):
             y, params = self._call_tensor(x, params)
         elif isinstance(x, np.ndarray) or _is_pil(x):
@@ -140,6 +162,22 @@ class Pipeline:
             params = self.sample(1)
         return self._albu(img, params), params
 
+    def as_module(self, eval_pipe: Pipeline | None = None) -> Augment:
+        """This pipeline as a ``torch.nn.Module``: ``ak.Augment(self, eval_pipe)``."""
+        from .module import Augment
+
+        return Augment(self, eval_pipe)
+
+    @classmethod
+    def from_albumentations(cls, compose: Any, seed: int | None = None) -> Pipeline:
+        """An augkit pipeline from an ``A.Compose``, its ``A.to_dict`` dict, or a path to an ``A.save`` file.
+
+        Table-driven (``augkit.interop``); raises one error naming every transform that does not map.
+        """
+        from .interop import from_albumentations
+
+        return from_albumentations(compose, seed=seed)
+
     def to_albumentations(self) -> Any:
         """A plain ``albumentations.Compose`` with the same ops and distributions, seeded with ``seed``.
 
@@ -167,8 +205,8 @@ class Pipeline:
             )
         check_channels(self.ops, c, f"x of shape {tuple(x.shape)}")
         if xb.dtype.is_floating_point and xb.numel():
-            lo, hi = torch.aminmax(xb)
-            lo, hi = float(lo), float(hi)
+            lo_t, hi_t = torch.aminmax(xb)
+            lo, hi = float(lo_t), float(hi_t)
             if not (lo >= -FLOAT_TOLERANCE and hi <= 1 + FLOAT_TOLERANCE):
                 raise ValueError(f"float x must hold values in [0, 1], got min {lo:.4g}, max {hi:.4g}; divide uint8 data by 255")
 
@@ -198,7 +236,10 @@ class Pipeline:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Pipeline:
-        """Build from ``{"ops": [...], "seed": ...}`` as ``to_dict`` writes it (other keys are refused)."""
+        """Build from ``{"ops": [...], "seed": ...}`` as ``to_dict`` writes it (other keys are refused),
+        or from an Albumentations-serialized Compose (``A.to_dict`` / ``A.save``)."""
+        if isinstance(d, dict) and "transform" in d and "ops" not in d:  # what A.to_dict / A.save write
+            return cls.from_albumentations(d)
         if not isinstance(d, dict) or not isinstance(d.get("ops"), list):
             raise ValueError(f"a pipeline dict needs an 'ops' list, got {_short(d)}")
         unknown = sorted(map(str, set(d) - {"ops", "seed"}))
@@ -232,13 +273,15 @@ class Pipeline:
         if isinstance(source, Path) and not source.is_file():
             raise FileNotFoundError(f"pipeline file {str(source)!r} does not exist")
         try:
-            text = Path(source).read_text() if is_file else source
+            text = Path(source).read_text() if is_file else str(source)
             d = _safe_load_bounded(text)
         except yaml.YAMLError as e:
             raise ValueError(f"{where} does not parse: {_short(str(e), 400)}") from None
         except UnicodeDecodeError as e:
             raise ValueError(f"{where} is not UTF-8 text: {e}") from None
-        if not is_file and "\n" not in source and not isinstance(d, dict):
+        except RecursionError:
+            raise ValueError(f"{where} is nested too deeply") from None
+        if not is_file and isinstance(source, str) and "\n" not in source and not isinstance(d, dict):
             raise FileNotFoundError(f"pipeline file {source!r} does not exist (nor is it YAML text of a pipeline mapping)")
         try:
             return cls.from_dict(d)

@@ -102,7 +102,7 @@ def encode_write(pixels: np.ndarray, dst: str, out: str, tmp_dir: str, fmt: str,
 
     buf = io.BytesIO()
     enc = KEPT_EXTENSIONS.get(posixpath.splitext(out)[1].lower(), fmt)
-    options = {"png": {"format": "PNG", "compress_level": 1}, "jpg": {"format": "JPEG", "quality": quality}, "webp": {"format": "WEBP", "quality": quality}}
+    options: dict[str, dict[str, Any]] = {"png": {"format": "PNG", "compress_level": 1}, "jpg": {"format": "JPEG", "quality": quality}, "webp": {"format": "WEBP", "quality": quality}}
     Image.fromarray(pixels).save(buf, **options[enc])
     data = buf.getvalue()
     target = os.path.join(dst, out)

@@ -338,8 +338,8 @@ def _resume(
     mtime, or same size and sha256)."""
     done, todo = [], []
     for s in mine:
-        entries = {k: known.get(output_name(s, k, fmt)) for k in ks}
-        entries = {k: e for k, e in entries.items() if e and e["source"] == s and e["copy"] == k}
+        listed = {k: known.get(output_name(s, k, fmt)) for k in ks}
+        entries = {k: e for k, e in listed.items() if e is not None and e["source"] == s and e["copy"] == k}
         fresh = _unchanged(src / s, list(entries.values())) if entries else False
         pending = []
         for k in ks:
@@ -432,7 +432,7 @@ class _Job:
         if self.workers:  # workers only decode and encode (PIL, numpy): forking is safe on Linux
             method = "fork" if sys.platform.startswith("linux") else "spawn"
             fds = () if lock_fd is None else (lock_fd,)
-            self.pool = ProcessPoolExecutor(
+            self.pool: ProcessPoolExecutor | Inline = ProcessPoolExecutor(
                 self.workers, multiprocessing.get_context(method), initializer=_worker_init, initargs=(fds, os.getpid())
             )
         else:
