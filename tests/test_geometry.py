@@ -318,3 +318,64 @@ def test_apply_rates_and_angle_range():
     assert set(p[1]["k"].tolist()) == {1, 2, 3}
     t = p[2]["translate"]
     assert t.shape == (20000, 2) and abs(np.corrcoef(t[:, 0], t[:, 1])[0, 1]) < 0.03
+
+
+# Albumentations (numpy) backend ----------------------------------------------------------
+
+def _tensor_ref(img: np.ndarray, pipe: ak.Pipeline, params: Params) -> np.ndarray:
+    x = torch.from_numpy(np.ascontiguousarray(img.reshape(*img.shape[:2], -1))).permute(2, 0, 1)
+    y = pipe(x, params=params).permute(1, 2, 0).numpy()
+    return y.reshape(y.shape[:2] + img.shape[2:])
+
+
+GEOMETRY_PIPES = [
+    [ak.Zoom(scale=(0.7, 0.9)), ak.Zoom(scale=(1.1, 1.3))],  # two zooms: one resample on both backends
+    [ak.RandomResizedCrop(96), ak.HorizontalFlip()],
+    [ak.RandomResizedCrop((64, 80), antialias=False), ak.VerticalFlip()],
+    [ak.Rotate(30, border="reflect"), ak.Resize((100, 120))],
+    [ak.Affine(scale=(0.8, 1.2), rotate=20, translate=0.1, shear=10, fill=0.3)],
+    [ak.Translate(0.2, border="replicate")],
+    [ak.Rot90(p=1.0), ak.CenterCrop(100)],
+    [ak.RandomCrop(120, pad=16, border="reflect"), ak.Contrast()],
+]
+
+
+@pytest.mark.parametrize("ops", GEOMETRY_PIPES, ids=lambda o: "+".join(type(op).__name__ for op in o))
+def test_numpy_backend_pixel_parity(photos, ops):
+    pipe = ak.Pipeline(ops, seed=1)
+    for name, img in photos.items():
+        for im in (img, np.ascontiguousarray(img[::2, ::3, 0])):
+            out, p = pipe(im, return_params=True)
+            ref = _tensor_ref(im, pipe, p)
+            assert out.shape == ref.shape and out.dtype == np.uint8
+            d = np.abs(out.astype(np.float32) / 255 - ref) * 255
+            assert d.mean() <= 1.0 and d[3:-3, 3:-3].max() <= 3.0, f"{name} {im.shape}: {d.mean():.3f} {d[3:-3, 3:-3].max():.2f}"
+            f32 = pipe(im.astype(np.float32) / 255, params=p)
+            assert np.abs(f32 - ref)[3:-3, 3:-3].mean() <= 1e-3
+
+
+def test_numpy_backend_params_equal_keyed_batch_rows(photos):
+    pipe = ak.Pipeline([ak.Rot90(), ak.RandomResizedCrop(48), ak.HorizontalFlip()], seed=0)
+    img = photos["coffee"]
+    keys = [3, 8, 13]
+    batch = pipe.sample_keyed(keys, hw=img.shape[:2])
+    for i, k in enumerate(keys):
+        _, p = pipe(img, params=pipe.sample_keyed([k]), return_params=True)
+        assert all(torch.equal(p[j][key], batch.select(i)[j][key]) for j in range(3) for key in p[j])
+
+
+def test_to_albumentations_exports_each_op_with_the_same_distribution(photos):
+    import albumentations as A
+
+    from augkit.backends.albu_geometry import AugkitGeometric
+
+    ops = [ak.RandomResizedCrop(32, scale=(0.2, 1.0)), ak.Rotate(20, p=0.4), ak.Rot90(), ak.HorizontalFlip()]
+    compose = ak.Pipeline(ops, seed=2).to_albumentations()
+    assert isinstance(compose, A.Compose) and all(isinstance(t, AugkitGeometric) for t in compose.transforms[:3])
+    img = photos["astronaut"][::4, ::4]
+    out = compose(image=img, mask=img[..., 0])
+    assert out["image"].shape == (32, 32, 3) and out["mask"].shape == (32, 32)
+    n = 2000
+    draws = [compose.transforms[1].get_params() for _ in range(n)]
+    assert abs(np.mean([d["apply"] for d in draws]) - 0.4) < 0.04
+    assert ks_2samp([d["angle"] for d in draws], np.random.default_rng(0).uniform(-20, 20, n)).pvalue > 1e-3
