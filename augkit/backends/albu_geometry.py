@@ -66,7 +66,7 @@ def warp_run(img: np.ndarray, ops: list[Op], values: list[dict[str, torch.Tensor
         c = fill * 255 if img.dtype == np.uint8 else fill
         if border == "constant" and c:
             x -= c
-        y = _warp_one(x, inv, (ho, wo), border, interp, separable, True)
+        y = _warp_one(x, inv, (ho, wo), border, interp, separable, True, G.run_clip(ops, values, (h, w)))
         if border == "constant" and c:
             y += c
         out = y[0].permute(1, 2, 0).numpy()
