@@ -14,6 +14,7 @@ every reference to it, since page faults on fresh 224x224 outputs cost more than
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -201,10 +202,8 @@ class TensorBackend:
         if ragged or (aa and w.device.type == "cpu"):  # per sample, each from its own image (or the part it reads)
             dst = self._ws.get("warp", (len(w), w[0].shape[0], *out_hw), torch.float32, w[0].device)
             for b in range(len(w)):
-                img = w[b][None].float()
-                if c != 0.0:
-                    img = img - c
-                dst[b : b + 1] = _warp_one(img, inv[b : b + 1], out_hw, border, interp, step.separable, aa, None if clip is None else clip[b : b + 1])
+                cb = None if clip is None else clip[b : b + 1]
+                dst[b : b + 1] = _warp_one(w[b][None], inv[b : b + 1], out_hw, border, interp, step.separable, aa, cb, c)
             return _Value(dst, v.a, v.b + v.a * c, mine=True)
         src = w
         if c != 0.0:
@@ -303,18 +302,24 @@ def _pad(images: list[Tensor]) -> Tensor:
 
 
 def _warp_one(
-    img: Tensor, inv: Tensor, out_hw: tuple[int, int], border: str, interp: str, separable: bool, aa: bool, clip: Tensor | None
+    img: Tensor, inv: Tensor, out_hw: tuple[int, int], border: str, interp: str, separable: bool, aa: bool, clip: Tensor | None,
+    shift: float = 0.0,
 ) -> Tensor:
-    """One sample (1, C, H, W) float32 on the CPU; antialiased runs read only the part they need.
+    """One sample (1, C, H, W) (any dtype; ``img - shift`` is resampled, in float32) on the CPU.
 
-    A plain crop-resize (and flips) of a box inside the image is ``F.interpolate`` on the crop:
-    the same filter as ``area_resample`` (equal within float rounding), much cheaper per sample.
+    Antialiased runs read only the part they need; a plain crop-resize (and flips) of a box
+    inside the image is ``F.interpolate`` on the crop: the same filter as ``area_resample``
+    (equal within float rounding), much cheaper per sample.
     """
+    def part(t: Tensor) -> Tensor:
+        t = t.float()
+        return t.sub_(shift) if shift else t
+
     if not aa:
-        return W.warp(img, inv, out_hw, border=border, interpolation=interp, separable=separable, clip=clip)
+        return W.warp(part(img), inv, out_hw, border=border, interpolation=interp, separable=separable, clip=clip)
     h, w = img.shape[2:]
     if clip is not None:
-        fast = _crop_resize(img, inv, out_hw, clip)
+        fast = _crop_resize(img, inv, out_hw, clip, part)
         if fast is not None:
             return fast
     # the input rectangle the output reads, plus the widest triangle
@@ -333,10 +338,10 @@ def _warp_one(
     sub[0, 1, 2] -= r0
     part_clip = None if clip is None else clip - torch.tensor([c0, r0, c0, r0], dtype=clip.dtype)
     hw = torch.tensor([[h - r0, w - c0]])  # the image's far edges, in the part's coordinates
-    return W.area_resample(img[:, :, r0:r1, c0:c1], sub, out_hw, border=border, hw=hw, clip=part_clip)
+    return W.area_resample(part(img[:, :, r0:r1, c0:c1]), sub, out_hw, border=border, hw=hw, clip=part_clip)
 
 
-def _crop_resize(img: Tensor, inv: Tensor, out_hw: tuple[int, int], clip: Tensor) -> Tensor | None:
+def _crop_resize(img: Tensor, inv: Tensor, out_hw: tuple[int, int], clip: Tensor, part: Callable[[Tensor], Tensor]) -> Tensor | None:
     """``F.interpolate(antialias=True)`` of the integer box ``clip`` (1, 4) when ``inv`` is exactly
     that box resized to ``out_hw`` (flipped or not) and the box lies inside the image; else None."""
     x0, y0, x1, y1 = clip[0].tolist()
@@ -353,7 +358,7 @@ def _crop_resize(img: Tensor, inv: Tensor, out_hw: tuple[int, int], clip: Tensor
             flips.append(True)
         else:
             return None
-    crop = img[:, :, int(y0) : int(y1) + 1, int(x0) : int(x1) + 1]
+    crop = part(img[:, :, int(y0) : int(y1) + 1, int(x0) : int(x1) + 1])
     out = torch.nn.functional.interpolate(crop, out_hw, mode="bilinear", align_corners=False, antialias=True)
     dims = [d for d, f in zip((3, 2), flips) if f]
     return out.flip(dims) if dims else out

@@ -77,7 +77,7 @@ def recipe_cases(size: int, batch: int, device: torch.device, peers: tuple[str, 
     from .suite import _AlbuImages, _epoch, _row, _timed, _timed_interleaved, check_output
 
     imgs = recipe_images(size, batch)
-    xs = [torch.from_numpy(im).permute(2, 0, 1).to(device) for im in imgs]  # (3, Hi, Wi) uint8
+    xs = [torch.from_numpy(im.copy()).permute(2, 0, 1).to(device) for im in imgs]  # (3, Hi, Wi) uint8
     pipe = recipe_pipeline(size)
     ref = {"shape": (batch, 3, size, size), "dtype": torch.float32, "min": 0.0, "max": 1.0}
     note = "mixed sizes " + ", ".join(f"{round(h * size)}x{round(w * size)}" for h, w in SHAPES)
