@@ -382,3 +382,26 @@ def test_to_albumentations_exports_each_op_with_the_same_distribution(photos):
     draws = [compose.transforms[1].get_params() for _ in range(n)]
     assert abs(np.mean([d["apply"] for d in draws]) - 0.4) < 0.04
     assert ks_2samp([d["angle"] for d in draws], np.random.default_rng(0).uniform(-20, 20, n)).pvalue > 1e-3
+
+
+def test_loaders_take_mixed_size_datasets(photos):
+    from torch.utils.data import Dataset
+
+    class Mixed(Dataset):
+        def __init__(self) -> None:
+            self.imgs = [im[: 100 + 17 * i, : 120 + 9 * i] for i, im in enumerate(list(photos.values()) * 3)]
+
+        def __len__(self) -> int:
+            return len(self.imgs)
+
+        def __getitem__(self, i: int):
+            return self.imgs[i], i
+
+    pipe = ak.Pipeline([ak.RandomResizedCrop(40), ak.HorizontalFlip(), ak.Contrast()], seed=0)
+    for backend in ("tensor", "albumentations"):
+        ld = ak.loader(Mixed(), pipe, batch_size=5, device="cpu", num_workers=0, backend=backend)
+        batches = list(ld)
+        assert [tuple(b[0].shape) for b in batches] == [(5, 3, 40, 40), (5, 3, 40, 40), (2, 3, 40, 40)]
+        assert all(b[0].dtype == torch.float32 and 0 <= float(b[0].min()) and float(b[0].max()) <= 1 for b in batches)
+    with pytest.raises(ValueError, match="must share one"):
+        list(ak.loader(Mixed(), ak.Pipeline([ak.HorizontalFlip()]), batch_size=5, device="cpu", num_workers=0, backend="tensor"))

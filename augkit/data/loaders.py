@@ -33,6 +33,8 @@ _DEVICE_STREAM = -2
 
 def _batch_images(batch: Any, image_key: str) -> tuple[Tensor, Callable[[Any], Any]]:
     images, put = split_item(batch, image_key, "a batch from the wrapped loader")
+    if isinstance(images, list) and images and all(isinstance(t, Tensor) and t.dim() == 3 for t in images):
+        return images, put  # mixed sizes (collate_uint8(ragged=True)): the pipeline sets the size
     if not isinstance(images, Tensor) or images.dim() != 4:
         got = f"shape {tuple(images.shape)}" if isinstance(images, Tensor) else type(images).__name__
         raise TypeError(
@@ -109,14 +111,15 @@ class DeviceLoader:
             return self._iter_cuda(gen)
         return self._iter_plain(gen)
 
-    def _augment(self, images: Tensor, gen: torch.Generator) -> Tensor:
-        params = self.pipe.sample(images.shape[0], self.device, generator=gen)
+    def _augment(self, images: Tensor | list[Tensor], gen: torch.Generator) -> Tensor:
+        params = self.pipe.sample(len(images), self.device, generator=gen)
         return self.pipe(images, params=params)
 
     def _iter_plain(self, gen: torch.Generator) -> Iterator[Any]:
         for batch in self.loader:
             images, put = _batch_images(batch, self.image_key)
-            yield put(self._augment(images.to(self.device), gen))
+            moved = [t.to(self.device) for t in images] if isinstance(images, list) else images.to(self.device)
+            yield put(self._augment(moved, gen))
 
     def _iter_cuda(self, gen: torch.Generator) -> Iterator[Any]:
         copy_stream = torch.cuda.Stream(self.device)
@@ -127,18 +130,19 @@ class DeviceLoader:
             if batch is None:
                 return None
             images, put = _batch_images(batch, self.image_key)
-            if images.device.type == "cpu" and not images.is_pinned():
-                images = images.pin_memory()
+            parts = images if isinstance(images, list) else [images]  # a list: mixed sizes
+            parts = [t.pin_memory() if t.device.type == "cpu" and not t.is_pinned() else t for t in parts]
             with torch.cuda.stream(copy_stream):
-                on_device = images.to(self.device, non_blocking=True)  # uint8 over the bus
-            return on_device, put
+                on_device = [t.to(self.device, non_blocking=True) for t in parts]  # uint8 over the bus
+            return (on_device if isinstance(images, list) else on_device[0]), put
 
         nxt = start_next()
         while nxt is not None:
             images, put = nxt
             compute = torch.cuda.current_stream(self.device)
             compute.wait_stream(copy_stream)
-            images.record_stream(compute)  # its memory belongs to the compute stream now
+            for t in images if isinstance(images, list) else [images]:
+                t.record_stream(compute)  # its memory belongs to the compute stream now
             out = self._augment(images, gen)  # queued on the GPU
             nxt = start_next()  # host fetch + copy of the next batch overlap that work
             yield put(out)
@@ -294,7 +298,7 @@ def loader(
         num_workers=num_workers,
         drop_last=drop_last,
         persistent_workers=num_workers > 0,
-        collate_fn=partial(collate_uint8, image_key=image_key),
+        collate_fn=partial(collate_uint8, image_key=image_key, ragged=pipe.sets_size_first()),
     )
     if backend == "tensor":
         dl = DataLoader(dataset, sampler=sampler, pin_memory=dev.type == "cuda", **common)
