@@ -405,3 +405,38 @@ def test_loaders_take_mixed_size_datasets(photos):
         assert all(b[0].dtype == torch.float32 and 0 <= float(b[0].min()) and float(b[0].max()) <= 1 for b in batches)
     with pytest.raises(ValueError, match="must share one"):
         list(ak.loader(Mixed(), ak.Pipeline([ak.HorizontalFlip()]), batch_size=5, device="cpu", num_workers=0, backend="tensor"))
+
+
+def test_batched_ragged_path_issues_the_same_ops_for_any_batch_size(photos, monkeypatch):
+    """The one-call path the GPU takes: its count of torch ops does not grow with the batch."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from augkit.backends import tensor
+
+    monkeypatch.setattr(tensor, "_host_loops", lambda device: False)  # the GPU's choice, on the CPU
+
+    class Count(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.n += 1
+            return func(*args, **(kwargs or {}))
+
+    for ops in ([ak.RandomResizedCrop(32), ak.HorizontalFlip(), ak.Contrast()], [ak.Rotate(20, border="reflect"), ak.Resize(24)]):
+        pipe = ak.Pipeline(ops, seed=0)
+        per_b = []
+        for b in (3, 9):
+            imgs = [torch.from_numpy(photos["coffee"][: 60 + 7 * i, : 50 + 5 * i].copy()).permute(2, 0, 1) for i in range(b)]
+            sizes = torch.tensor([t.shape[1:] for t in imgs])
+            params = pipe.sample(b, hw=sizes)
+            batch = _pad(imgs)
+            out = torch.empty(b, 3, *(ops[0].size if hasattr(ops[0], "size") else ops[-1].size))
+            with Count() as c:
+                pipe._tensor._run(batch, params, out, sizes)
+            per_b.append(c.n)
+            ref = pipe(imgs, params=params)  # the CPU's per-sample loop gives the same pixels
+            assert (ref - out).abs().max() <= 2e-4
+        # equal up to the views matmul adds for some shapes; a loop over samples would add ~20 per sample
+        assert abs(per_b[0] - per_b[1]) <= 4, (ops, per_b)

@@ -199,7 +199,7 @@ class TensorBackend:
         # outside the image must read as ``fill``: shift values so fill sits at 0 in w-units
         c = (fill - v.b) / v.a if border == "constant" else 0.0
         aa = antialias and step.separable
-        if ragged or (aa and w.device.type == "cpu"):  # per sample, each from its own image (or the part it reads)
+        if ragged or (aa and _host_loops(w.device)):  # per sample, each from its own image (or the part it reads)
             dst = self._ws.get("warp", (len(w), w[0].shape[0], *out_hw), torch.float32, w[0].device)
             for b in range(len(w)):
                 cb = None if clip is None else clip[b : b + 1]
@@ -362,6 +362,11 @@ def _crop_resize(img: Tensor, inv: Tensor, out_hw: tuple[int, int], clip: Tensor
     out = torch.nn.functional.interpolate(crop, out_hw, mode="bilinear", align_corners=False, antialias=True)
     dims = [d for d, f in zip((3, 2), flips) if f]
     return out.flip(dims) if dims else out
+
+
+def _host_loops(device: torch.device) -> bool:
+    """Whether a loop over samples is cheap (the CPU: no launches; each sample reads only its part)."""
+    return device.type == "cpu"
 
 
 def _host_selects(device: torch.device) -> bool:
