@@ -440,3 +440,14 @@ def test_batched_ragged_path_issues_the_same_ops_for_any_batch_size(photos, monk
             assert (ref - out).abs().max() <= 2e-4
         # equal up to the views matmul adds for some shapes; a loop over samples would add ~20 per sample
         assert abs(per_b[0] - per_b[1]) <= 4, (ops, per_b)
+
+
+def test_geometric_ops_round_trip_through_yaml():
+    ops = [
+        ak.Affine(scale=(0.9, 1.1), rotate=10, translate=0.1, shear=5, border="reflect", interpolation="nearest", fill=0.2),
+        ak.Rotate(20), ak.Translate(0.2), ak.Rot90(), ak.RandomResizedCrop((100, 120), antialias=False), ak.Resize(64),
+        ak.CenterCrop(32), ak.RandomCrop(16, pad=2, border="replicate"),
+    ]
+    pipe = ak.Pipeline(ops, seed=3)
+    assert ak.Pipeline.from_yaml(pipe.to_yaml()).ops == ops
+    assert ops[1].degrees == (-20.0, 20.0) and ops[2].fraction == (-0.2, 0.2) and ops[5].size == (64, 64)
