@@ -424,4 +424,6 @@ def targets(result: dict) -> list[dict]:
             t["value"] = r["augkit_ratio"] if "Kornia" in what else r["pct_bound"]
             t["met"] = t["value"] >= need
         out.append(t)
-    return out
+    from .recipe import recipe_targets
+
+    return out + recipe_targets(result)
