@@ -133,7 +133,7 @@ class TensorBackend:
             sizes = torch.tensor([t.shape[1:] for t in x], device=device)
             self._run(_pad(x), params, out, sizes)
             return out
-        per = max(c * ho * wo, max(t[0].numel() for t in x) if ragged else x[0].numel())
+        per = c * ho * wo if ragged else max(c * ho * wo, x[0].numel())  # a ragged list is read one image at a time
         rows = max(1, BLOCK_BYTES // (4 * per)) if device.type == "cpu" else bsz
         for i in range(0, bsz, rows):  # on CPU, blocks of samples whose passes stay in cache
             part = params.select(slice(i, i + rows)) if rows < bsz else params
