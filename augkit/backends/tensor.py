@@ -1,7 +1,11 @@
 """Batched execution on torch tensors, any device.
 
-The plan, made once per pipeline: every run of consecutive geometric ops becomes one
-3x3 matrix per sample and one warp (a flip-only run is one gather, no warp); each
+The plan, made once per pipeline: every run of consecutive geometric ops (``geometry.split_runs``)
+becomes one 3x3 matrix per sample (``geometry.run_matrix``) and one resample (``augkit.warp``):
+a flip-only run is one gather, flips and quarter turns of square images one permuting gather,
+an axis-aligned run a grid of two ramps, a rotating run a full grid; antialiased crops and
+resizes use ``F.interpolate``'s filter (per sample on the CPU, two batched matmuls elsewhere).
+A ragged list of images runs per sample on the CPU and padded into one batch elsewhere. Each
 photometric op is one elementwise pass. Values are carried as ``true = a * w + b`` with
 python floats ``a, b`` so the uint8 -> [0, 1] scale and a fill offset fold into the next
 pass instead of costing their own. On CPU the batch runs in blocks of samples (8 MiB of
