@@ -451,3 +451,14 @@ def test_geometric_ops_round_trip_through_yaml():
     pipe = ak.Pipeline(ops, seed=3)
     assert ak.Pipeline.from_yaml(pipe.to_yaml()).ops == ops
     assert ops[1].degrees == (-20.0, 20.0) and ops[2].fraction == (-0.2, 0.2) and ops[5].size == (64, 64)
+
+
+@pytest.mark.parametrize("ops", [[ak.RandomResizedCrop(96), ak.HorizontalFlip()], [ak.RandomResizedCrop((64, 80), antialias=False)], [ak.Resize((100, 120))], [ak.CenterCrop(100)]],
+                         ids=lambda o: "+".join(type(op).__name__ for op in o))
+def test_numpy_backend_crops_agree_to_the_edge(photos, ops):
+    """Crops clip their taps to the box on both backends: equal everywhere, the crop's edge included."""
+    pipe = ak.Pipeline(ops, seed=1)
+    for img in photos.values():
+        for _ in range(3):
+            out, p = pipe(img, return_params=True)
+            assert np.abs(out.astype(np.float32) / 255 - _tensor_ref(img, pipe, p)).max() * 255 <= 1.0
