@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import torch
@@ -14,6 +15,12 @@ from .backends.tensor import TensorBackend, output_size
 from .ops import FLOAT_TOLERANCE, Contrast, Normalize, Op, Rot90, SizingOp, check_channels, op_from_dict
 from .params import Params
 from .random import KEY_HIGH, Draw, sample_key
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+    from .backends.albu import AlbuBackend
+    from .module import Augment
 
 __all__ = ["Pipeline", "default_pipeline"]
 
@@ -30,7 +37,7 @@ class Pipeline:
     to get float32 on the same device, each sample with its own random parameters.
     """
 
-    def __init__(self, ops: list[Op], seed: int | None = None) -> None:
+    def __init__(self, ops: Sequence[Op], seed: int | None = None) -> None:
         ops = list(ops)
         for i, op in enumerate(ops):
             if not isinstance(op, Op):
@@ -45,7 +52,7 @@ class Pipeline:
         self.seed = seed
         self._generators: dict[tuple[torch.device, int | None], torch.Generator] = {}
         self._tensor = TensorBackend(ops)
-        self._albu = None  # built on first numpy call
+        self._albu: AlbuBackend | None = None  # built on first numpy call
 
     def __repr__(self) -> str:
         inner = "".join(f"\n    {op!r}," for op in self.ops)
@@ -130,7 +137,22 @@ class Pipeline:
         return self.sample(len(keys), device, keys=keys, hw=hw)
 
     # execution ------------------------------------------------------------------------
+    @overload
+    def __call__(self, x: Tensor, *, params: Params | None = ..., return_params: Literal[False] = ...) -> Tensor: ...
+    @overload
+    def __call__(self, x: Tensor, *, params: Params | None = ..., return_params: Literal[True]) -> tuple[Tensor, Params]: ...
+    @overload
+    def __call__(
+        self, x: np.ndarray | PILImage, *, params: Params | None = ..., return_params: Literal[False] = ...
+    ) -> np.ndarray: ...
+    @overload
+    def __call__(
+        self, x: np.ndarray | PILImage, *, params: Params | None = ..., return_params: Literal[True]
+    ) -> tuple[np.ndarray, Params]: ...
+    @overload
+    def __call__(self, x: Any, *, params: Params | None = ..., return_params: bool = ...) -> Any: ...
     def __call__(self, x: Any, *, params: Params | None = None, return_params: bool = False) -> Any:
+        """Tensor (B,C,H,W)/(C,H,W) -> float32 tensor on its device; numpy HWC / PIL image -> numpy HWC."""
         if isinstance(x, Tensor):
             y, params = self._call_tensor(x, params)
         elif isinstance(x, (list, tuple)) and x and all(isinstance(t, Tensor) for t in x):
@@ -151,7 +173,7 @@ class Pipeline:
             params = self.sample(xb.shape[0], xb.device)
         else:
             params = self._check_params(params, xb.shape[0], xb.device)
-        params = self.fill_sized(params, tuple(xb.shape[2:]))
+        params = self.fill_sized(params, (xb.shape[2], xb.shape[3]))
         y = self._tensor(xb, params)
         return (y[0] if single else y), params
 
@@ -203,6 +225,22 @@ class Pipeline:
         params = self.fill_sized(params, img.shape[:2])
         return self._albu(img, params), params
 
+    def as_module(self, eval_pipe: Pipeline | None = None) -> Augment:
+        """This pipeline as a ``torch.nn.Module``: ``ak.Augment(self, eval_pipe)``."""
+        from .module import Augment
+
+        return Augment(self, eval_pipe)
+
+    @classmethod
+    def from_albumentations(cls, compose: Any, seed: int | None = None) -> Pipeline:
+        """An augkit pipeline from an ``A.Compose``, its ``A.to_dict`` dict, or a path to an ``A.save`` file.
+
+        Table-driven (``augkit.interop``); raises one error naming every transform that does not map.
+        """
+        from .interop import from_albumentations
+
+        return from_albumentations(compose, seed=seed)
+
     def to_albumentations(self) -> Any:
         """A plain ``albumentations.Compose`` with the same ops and distributions, seeded with ``seed``.
 
@@ -223,8 +261,8 @@ class Pipeline:
         check_channels(self.ops, c, f"x of shape {tuple(x.shape)}")
         output_size(self.ops, self._tensor.steps, (h, w))  # raises for Rot90 on non-square without a sizing op
         if xb.dtype.is_floating_point and xb.numel():
-            lo, hi = torch.aminmax(xb)
-            lo, hi = float(lo), float(hi)
+            lo_t, hi_t = torch.aminmax(xb)
+            lo, hi = float(lo_t), float(hi_t)
             if not (lo >= -FLOAT_TOLERANCE and hi <= 1 + FLOAT_TOLERANCE):
                 raise ValueError(f"float x must hold values in [0, 1], got min {lo:.4g}, max {hi:.4g}; divide uint8 data by 255")
 
@@ -244,6 +282,8 @@ class Pipeline:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Pipeline:
+        if isinstance(d, dict) and "transform" in d and "ops" not in d:  # what A.to_dict / A.save write
+            return cls.from_albumentations(d)
         if not isinstance(d, dict) or not isinstance(d.get("ops"), list):
             raise ValueError(f"a pipeline dict needs an 'ops' list, got {d!r}")
         return cls([op_from_dict(o) for o in d["ops"]], seed=d.get("seed"))
