@@ -15,10 +15,13 @@ import math
 import torch
 from torch import Tensor
 
+from .buffers import byte_cache
+
 __all__ = [
     "flip_factor",
     "zoom_factor",
     "flip_gather",
+    "permute_gather",
     "warp_centred",
     "grey_mean",
     "normal_field",
@@ -49,6 +52,23 @@ def flip_gather(img: Tensor, hflip: Tensor, vflip: Tensor, out: Tensor) -> Tenso
     cols = torch.where(hflip[:, None], w - 1 - cols, cols)  # (B, W)
     rows = torch.where(vflip[:, None], h - 1 - rows, rows)  # (B, H)
     flat = (rows[:, :, None] * w + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
+    torch.gather(img.reshape(b, c, h * w), 2, flat, out=out.view(b, c, h * w))
+    return out
+
+
+def permute_gather(img: Tensor, inv: Tensor, out: Tensor) -> Tensor:
+    """Exact gather for flips and quarter turns of square images: out[.., y, x] = img[.., yi, xi].
+
+    ``inv`` (B, 2, 3) int64 maps output (x, y) to input (xi, yi) = inv @ (x, y, 1), entries of
+    the 2x2 part in {-1, 0, 1}. Shape: img (B, C, S, S) any dtype -> out (B, C, S, S).
+    """
+    b, c, h, w = img.shape
+    xs = torch.arange(w, device=img.device)[None, None, :]
+    ys = torch.arange(h, device=img.device)[None, :, None]
+    i = inv[:, :, :, None, None]  # (B, 2, 3, 1, 1)
+    xi = i[:, 0, 0] * xs + i[:, 0, 1] * ys + i[:, 0, 2]  # (B, H, W)
+    yi = i[:, 1, 0] * xs + i[:, 1, 1] * ys + i[:, 1, 2]
+    flat = (yi * w + xi).view(b, 1, h * w).expand(b, c, h * w)
     torch.gather(img.reshape(b, c, h * w), 2, flat, out=out.view(b, c, h * w))
     return out
 
@@ -103,6 +123,7 @@ def _grey_weights(device: torch.device) -> Tensor:
 # + seed_b) with murmur3's 32-bit finalizer: the inner hash (cached per size) makes two seeds
 # give unrelated fields rather than shifted copies of one. Box-Muller turns the two 16-bit
 # halves of each hash into two normals.
+COUNTER_CACHE_BYTES = 64 << 20  # per device and process: the key-free hash of each recent image size
 _GOLDEN = 0x9E3779B9 - 2**32  # constants as int32 bit patterns
 _M1 = 0x85EBCA6B - 2**32
 _M2 = 0xC2B2AE35 - 2**32
@@ -119,7 +140,7 @@ def _fmix32_(h: Tensor, tmp: Tensor) -> Tensor:
     return h
 
 
-@functools.lru_cache(maxsize=16)
+@byte_cache(COUNTER_CACHE_BYTES)
 def _hashed_counter(half: int, device: torch.device) -> Tensor:
     """fmix32((e + 1) * golden) for e < half, int32: the key-free half of the noise hash."""
     h = torch.arange(1, half + 1, dtype=torch.int32, device=device).mul_(_GOLDEN)

@@ -11,8 +11,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import get_worker_info
 
-from .backends.tensor import TensorBackend
-from .ops import FLOAT_TOLERANCE, Contrast, Normalize, Op, check_channels, op_from_dict
+from .backends.tensor import TensorBackend, output_size
+from .imageconv import pil_to_array
+from .ops import FLOAT_TOLERANCE, Contrast, Normalize, Op, Rot90, SizingOp, check_channels, op_from_dict
 from .params import Params
 from .random import KEY_HIGH, Draw, sample_key
 
@@ -38,6 +39,9 @@ class Pipeline:
     """
 
     def __init__(self, ops: Sequence[Op], seed: int | None = None) -> None:
+        if isinstance(ops, Op) or not isinstance(ops, (list, tuple)):
+            hint = f"; wrap one op in a list: Pipeline([{type(ops).__name__}(...)])" if isinstance(ops, Op) else ""
+            raise TypeError(f"ops must be a list of augkit ops (e.g. [ak.Zoom()]), got {_short(ops)}{hint}")
         ops = list(ops)
         for i, op in enumerate(ops):
             if not isinstance(op, Op):
@@ -47,7 +51,9 @@ class Pipeline:
         if seed is None:
             seed = int(torch.randint(0, 2**31, ()).item())
         if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int or None, got {seed!r}")
+            raise TypeError(f"seed must be an int or None, got {_short(seed)}")
+        if not 0 <= seed < KEY_HIGH:  # every generator and key function takes it whole
+            raise ValueError(f"seed must be in [0, 2**63), got {seed}")
         self.ops = ops
         self.seed = seed
         self._generators: dict[tuple[torch.device, int | None], torch.Generator] = {}
@@ -84,12 +90,15 @@ class Pipeline:
         generator: torch.Generator | None = None,
         *,
         keys: Tensor | None = None,
+        hw: tuple[int, int] | Tensor | None = None,
     ) -> Params:
         """Draw params for ``n`` samples on ``device``: a few vectorized calls per op.
 
         Row i is a pure function of ``keys[i]``: with ``keys`` (n,) int64 given, the same key
         gives the same params on every device, batch size and backend. Without ``keys``, they
         are drawn from ``generator`` (default: the pipeline's own, seeded by ``seed``).
+        ``hw``, the input size ((H, W) or (n, 2) per sample), fills in the crop boxes now
+        (``fill_sized``); without it they are filled when the params meet an image.
         """
         if keys is None:
             rng = generator if generator is not None else self.generator(device)
@@ -97,16 +106,41 @@ class Pipeline:
         elif keys.shape != (n,):
             raise ValueError(f"keys must have shape ({n},), got {tuple(keys.shape)}")
         draws = Draw(keys.to(device=device, dtype=torch.int64)).children(len(self.ops))  # the seed enters through the keys
-        return Params(tuple(type(op).__name__ for op in self.ops), tuple(op.sample(n, d) for op, d in zip(self.ops, draws)))
+        params = Params(tuple(type(op).__name__ for op in self.ops), tuple(op.sample(n, d) for op, d in zip(self.ops, draws)))
+        return params if hw is None else self.fill_sized(params, hw)
 
-    def sample_keyed(self, keys: Any, device: torch.device | str = "cpu") -> Params:
+    def fill_sized(self, params: Params, hw: tuple[int, int] | Tensor) -> Params:
+        """Add the size-dependent params (crop ``box`` (B, 4)) for inputs of size ``hw``.
+
+        ``hw``: (H, W) for every sample or a (B, 2) int tensor. Each sizing op sees each sample's
+        size at its own position (after earlier sizing ops and quarter turns). Boxes already
+        present are kept (a replay), so this is idempotent.
+        """
+        n = params.batch_size
+        if not any(isinstance(op, SizingOp) for op in self.ops) or not len(params):
+            return params
+        dev = params[0]["apply"].device
+        cur = torch.as_tensor(hw, dtype=torch.int64, device=dev)
+        cur = cur.expand(n, 2) if cur.dim() == 1 else cur
+        values = list(params.values)
+        for i, op in enumerate(self.ops):
+            if isinstance(op, SizingOp):
+                if "box" not in values[i]:
+                    values[i] = op.sample_sized(values[i], cur)
+                cur = torch.tensor(op.size, device=dev).expand(n, 2)
+            elif isinstance(op, Rot90):
+                odd = (torch.where(values[i]["apply"], values[i]["k"], 0) % 2 == 1)[:, None]
+                cur = torch.where(odd, cur.flip(1), cur)
+        return Params(params.names, tuple(values))
+
+    def sample_keyed(self, keys: Any, device: torch.device | str = "cpu", hw: tuple[int, int] | Tensor | None = None) -> Params:
         """Params whose row i depends only on ``keys[i]``, ints in [0, 2**63) (not on ``seed``).
 
         For offline expansion and per-index datasets: the same key gives the same params
         whatever the batch size, order, worker, device or backend. One vectorized draw.
         """
         keys = torch.as_tensor(keys, dtype=torch.int64).reshape(-1)
-        return self.sample(len(keys), device, keys=keys)
+        return self.sample(len(keys), device, keys=keys, hw=hw)
 
     # execution ------------------------------------------------------------------------
     @overload
@@ -127,10 +161,14 @@ class Pipeline:
         """Tensor (B,C,H,W)/(C,H,W) -> float32 tensor on its device; numpy HWC / PIL image -> numpy HWC."""
         if isinstance(x, Tensor):
             y, params = self._call_tensor(x, params)
+        elif isinstance(x, (list, tuple)) and x and all(isinstance(t, Tensor) for t in x):
+            y, params = self._call_list(list(x), params)
         elif isinstance(x, np.ndarray) or _is_pil(x):
             y, params = self._call_numpy(x, params)
         else:
-            raise TypeError(f"x must be a torch.Tensor (B,C,H,W)/(C,H,W), a numpy HWC array or a PIL image, got {type(x).__name__}")
+            raise TypeError(
+                f"x must be a torch.Tensor (B,C,H,W)/(C,H,W), a list of (C,H,W) tensors, a numpy HWC array or a PIL image, got {type(x).__name__}"
+            )
         return (y, params) if return_params else y
 
     def _call_tensor(self, x: Tensor, params: Params | None) -> tuple[Tensor, Params]:
@@ -141,17 +179,58 @@ class Pipeline:
             params = self.sample(xb.shape[0], xb.device)
         else:
             params = self._check_params(params, xb.shape[0], xb.device)
+        params = self.fill_sized(params, (xb.shape[2], xb.shape[3]))
         y = self._tensor(xb, params)
         return (y[0] if single else y), params
+
+    def sets_size_first(self) -> bool:
+        """Whether the first op(s) form a geometric run with a sizing op: images of mixed sizes are welcome."""
+        steps = self._tensor.steps
+        return bool(steps) and steps[0].kind == "warp" and steps[0].indices[0] == 0 and any(
+            isinstance(self.ops[i], SizingOp) for i in steps[0].indices
+        )
+
+    def _call_list(self, xs: list[Tensor], params: Params | None) -> tuple[Tensor, Params]:
+        """Images (C, Hi, Wi) of mixed sizes -> one (B, C, H, W) float32 batch (needs a sizing op)."""
+        first = xs[0]
+        for i, t in enumerate(xs):
+            if t.dim() != 3:
+                raise ValueError(f"x[{i}] must be (C, H, W), got shape {tuple(t.shape)}")
+            if t.dtype != first.dtype or t.device != first.device or t.shape[0] != first.shape[0]:
+                raise ValueError(
+                    f"the images of a list must share dtype, device and channels; x[0] is {first.dtype} {first.device} "
+                    f"with {first.shape[0]} channels, x[{i}] is {t.dtype} {t.device} with {t.shape[0]} channels"
+                )
+            self._check_tensor(t[None], t)
+        sizes = [tuple(t.shape[1:]) for t in xs]
+        other = next((s for s in sizes if s != sizes[0]), None)
+        if other is None:  # one size: an ordinary batch
+            return self._call_tensor(torch.stack(xs), params)
+        if not self.sets_size_first():
+            raise ValueError(
+                f"images of mixed sizes ({sizes[0][0]}x{sizes[0][1]} and {other[0]}x{other[1]}) need a sizing op "
+                "(ak.RandomResizedCrop, ak.Resize, ak.CenterCrop or ak.RandomCrop) in the pipeline's first run of "
+                "geometric ops, before any other op"
+            )
+        n = len(xs)
+        if params is None:
+            params = self.sample(n, first.device)
+        else:
+            params = self._check_params(params, n, first.device)
+        params = self.fill_sized(params, torch.tensor(sizes, device=first.device))
+        return self._tensor(xs, params), params
 
     def _call_numpy(self, x: Any, params: Params | None) -> tuple[Any, Params]:
         if self._albu is None:
             from .backends.albu import AlbuBackend
 
             self._albu = AlbuBackend(self.ops, self.seed)
+        if not isinstance(x, np.ndarray):  # PIL: its colours, as the data module reads them
+            x = pil_to_array(x, f"PIL image (mode {x.mode!r})", alpha=True)
         img = self._albu.check_image(x)
         if params is None:  # the same draw as a batch of one on the tensor path
             params = self.sample(1)
+        params = self.fill_sized(params, img.shape[:2])
         return self._albu(img, params), params
 
     def as_module(self, eval_pipe: Pipeline | None = None) -> Augment:
@@ -184,10 +263,19 @@ class Pipeline:
             raise ValueError(f"x must be (B,C,H,W) or (C,H,W), got shape {tuple(x.shape)}")
         if xb.dtype != torch.uint8 and not xb.dtype.is_floating_point:
             raise TypeError(f"x must be uint8 or float in [0, 1], got dtype {x.dtype}")
+        if x.requires_grad:
+            raise ValueError("x requires grad, but augmentation is not differentiable; pass x.detach()")
         c, h, w = xb.shape[1:]
         if h == 0 or w == 0 or c == 0:
             raise ValueError(f"x must have C, H and W > 0, got shape {tuple(x.shape)}")
+        if w in (1, 3, 4) and c > 4:  # as the data module: (H, W, C) images read as (C, H, W) would be garbage
+            perm = "x.permute(2, 0, 1)" if x.dim() == 3 else "x.permute(0, 3, 1, 2)"
+            raise ValueError(
+                f"x of shape {tuple(x.shape)} looks channels-last ({'H, W, C' if x.dim() == 3 else 'B, H, W, C'}); "
+                f"tensors must be channels-first: pass {perm}"
+            )
         check_channels(self.ops, c, f"x of shape {tuple(x.shape)}")
+        output_size(self.ops, self._tensor.steps, (h, w))  # raises for Rot90 on non-square without a sizing op
         if xb.dtype.is_floating_point and xb.numel():
             lo_t, hi_t = torch.aminmax(xb)
             lo, hi = float(lo_t), float(hi_t)
@@ -205,15 +293,30 @@ class Pipeline:
         return params.to(device)
 
     # serialization --------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle (and ``deepcopy``) the ops, seed and generators, never scratch or output buffers."""
+        state = self.__dict__.copy()
+        state["_tensor"] = None  # rebuilt from the ops: its buffers are caches, not state
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._tensor = TensorBackend(self.ops)
+
     def to_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "ops": [op.to_dict() for op in self.ops]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Pipeline:
+        """Build from ``{"ops": [...], "seed": ...}`` as ``to_dict`` writes it (other keys are refused),
+        or from an Albumentations-serialized Compose (``A.to_dict`` / ``A.save``)."""
         if isinstance(d, dict) and "transform" in d and "ops" not in d:  # what A.to_dict / A.save write
             return cls.from_albumentations(d)
         if not isinstance(d, dict) or not isinstance(d.get("ops"), list):
-            raise ValueError(f"a pipeline dict needs an 'ops' list, got {d!r}")
+            raise ValueError(f"a pipeline dict needs an 'ops' list, got {_short(d)}")
+        unknown = sorted(map(str, set(d) - {"ops", "seed"}))
+        if unknown:
+            raise ValueError(f"unknown top-level key(s) {_short(unknown)} in a pipeline dict; expected 'ops' and 'seed'")
         return cls([op_from_dict(o) for o in d["ops"]], seed=d.get("seed"))
 
     def to_yaml(self, path: str | Path | None = None) -> str:
@@ -227,18 +330,80 @@ class Pipeline:
 
     @classmethod
     def from_yaml(cls, source: str | Path) -> Pipeline:
-        """Build from a YAML file path or from YAML text."""
+        """Build from a YAML (or JSON) file path or from YAML text.
+
+        A ``Path``, or a one-line string that names an existing file, is read as a file; any other
+        string is YAML text. A one-line string that is neither a file nor a mapping is reported as
+        a missing file. Aliases may not expand the document past ``MAX_YAML_NODES`` nodes.
+        """
         import yaml
 
-        is_file = isinstance(source, Path) or ("\n" not in source and Path(source).is_file())
+        if not isinstance(source, (str, Path)):
+            raise TypeError(f"source must be a file path or YAML text, got {type(source).__name__}")
+        is_file = isinstance(source, Path) or ("\n" not in source and _is_file(source))
         where = f"pipeline file {str(source)!r}" if is_file else "pipeline YAML"
+        if isinstance(source, Path) and not source.is_file():
+            raise FileNotFoundError(f"pipeline file {str(source)!r} does not exist")
         try:
-            d = yaml.safe_load(Path(source).read_text() if is_file else source)
-            return cls.from_dict(d)
+            text = Path(source).read_text() if is_file else str(source)
+            d = _safe_load_bounded(text)
         except yaml.YAMLError as e:
-            raise ValueError(f"{where} does not parse: {e}") from None
+            raise ValueError(f"{where} does not parse: {_short(str(e), 400)}") from None
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{where} is not UTF-8 text: {e}") from None
+        except RecursionError:
+            raise ValueError(f"{where} is nested too deeply") from None
+        if not is_file and isinstance(source, str) and "\n" not in source and not isinstance(d, dict):
+            raise FileNotFoundError(f"pipeline file {source!r} does not exist (nor is it YAML text of a pipeline mapping)")
+        try:
+            return cls.from_dict(d)
         except (ValueError, TypeError) as e:
             raise ValueError(f"{where}: {e}") from None
+
+
+MAX_YAML_NODES = 10_000  # a pipeline is a few dozen nodes; aliases may not blow it up
+
+
+def _safe_load_bounded(text: str) -> Any:
+    """``yaml.safe_load`` that first refuses documents whose aliases expand past ``MAX_YAML_NODES``."""
+    import yaml
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is None:
+        return None
+    sizes: dict[int, int] = {}
+
+    def size(node: Any) -> int:  # nodes after alias expansion, each shared node counted once per use
+        key = id(node)
+        if key not in sizes:
+            sizes[key] = 1  # a cycle counts once (safe_load builds it as a self-reference)
+            kids = node.value if isinstance(node, yaml.SequenceNode) else [n for kv in node.value for n in kv] if isinstance(node, yaml.MappingNode) else []
+            sizes[key] = min(MAX_YAML_NODES + 1, 1 + sum(size(k) for k in kids))
+        return sizes[key]
+
+    n = size(root)
+    if n > MAX_YAML_NODES:
+        raise ValueError(f"pipeline YAML expands to more than {MAX_YAML_NODES} nodes through aliases; refusing it")
+    return yaml.safe_load(text)
+
+
+def _is_file(source: str) -> bool:
+    try:
+        return Path(source).is_file()
+    except (OSError, ValueError):  # too long for a file name, or a NUL byte: text, not a path
+        return False
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    """``repr`` for messages, cut to about ``limit`` characters (user input may be huge)."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = limit
+    r.maxlist = r.maxtuple = r.maxdict = r.maxset = 8
+    r.maxlevel = 3
+    text = value if isinstance(value, str) and limit > 200 else r.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_pil(x: Any) -> bool:

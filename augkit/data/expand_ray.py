@@ -95,7 +95,7 @@ class _ExpandActor:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         todo = [(str(s), json.loads(p)) for s, p in zip(batch["source"], batch["pending"], strict=True)]
         job = _Job(*self.job_args)
-        job.run(todo, sum(len(p) for _, p in todo), False)
+        job.run(todo, sum(len(p) for _, p in todo), False, None)  # no lock: the driver holds the shard's
         return {"entry": np.array([json.dumps(e, sort_keys=True) for e in job.entries], dtype=object)}
 
 
@@ -108,7 +108,7 @@ class _RayJob(_Job):
         self.address, self.num_cpus, self.num_gpus, self.actors, self.device = address, num_cpus, num_gpus, actors, device
         self.where = f"ray ({'cuda' if num_gpus else 'cpu'})"
 
-    def run(self, todo: list[tuple[str, list[tuple[int, str]]]], total: int, progress: bool) -> None:
+    def run(self, todo: list[tuple[str, list[tuple[int, str]]]], total: int, progress: bool, lock_fd: int | None = None) -> None:
         if not todo:  # nothing left (a finished run, resumed): no need to start Ray
             return
         from tqdm import tqdm
