@@ -15,6 +15,7 @@ from .params import Params
 
 __all__ = ["Pipeline", "default_pipeline"]
 
+CHECKS = ("auto", "always", "first", "never")  # when float input's [0, 1] range is checked
 
 
 class Pipeline:
@@ -23,12 +24,17 @@ class Pipeline:
     Args:
         ops: op specs, applied in order. ``Normalize``, if present, must be last.
         seed: seeds the pipeline's generators (one per device); ``None`` draws a random seed.
+        check: when float input is checked to lie in [0, 1], which on an accelerator costs a host
+            sync: "always", "first" (the first float call per device), "never", or "auto"
+            ("always" on the CPU, "first" elsewhere).
+        fused: "auto" (fused Triton runs on CUDA when Triton imports), "always" (also on the CPU,
+            under ``TRITON_INTERPRET=1``; for tests) or "never" (the torch path only).
 
     Call it on a (B, C, H, W) or (C, H, W) tensor (uint8, or float in [0, 1]) on any device
     to get float32 on the same device, each sample with its own random parameters.
     """
 
-    def __init__(self, ops: list[Op], seed: int | None = None) -> None:
+    def __init__(self, ops: list[Op], seed: int | None = None, *, check: str = "auto", fused: str = "auto") -> None:
         ops = list(ops)
         for i, op in enumerate(ops):
             if not isinstance(op, Op):
@@ -39,10 +45,14 @@ class Pipeline:
             seed = int(torch.randint(0, 2**31, ()).item())
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int or None, got {seed!r}")
+        if check not in CHECKS:
+            raise ValueError(f"check must be one of {list(CHECKS)}, got {check!r}")
         self.ops = ops
         self.seed = seed
+        self.check = check
+        self._checked: set[torch.device] = set()  # devices whose first float input was checked
         self._generators: dict[torch.device, torch.Generator] = {}
-        self._tensor = TensorBackend(ops)
+        self._tensor = TensorBackend(ops, fused=fused)
         self._albu = None  # built on first numpy call
 
     def __repr__(self) -> str:
@@ -123,11 +133,17 @@ class Pipeline:
         if h == 0 or w == 0 or c == 0:
             raise ValueError(f"x must have C, H and W > 0, got shape {tuple(x.shape)}")
         check_channels(self.ops, c, f"x of shape {tuple(x.shape)}")
-        if xb.dtype.is_floating_point and xb.numel():
+        if xb.dtype.is_floating_point and xb.numel() and self._wants_check(xb.device):
             lo, hi = torch.aminmax(xb)
             lo, hi = float(lo), float(hi)
             if not (lo >= -FLOAT_TOLERANCE and hi <= 1 + FLOAT_TOLERANCE):
                 raise ValueError(f"float x must hold values in [0, 1], got min {lo:.4g}, max {hi:.4g}; divide uint8 data by 255")
+            self._checked.add(xb.device)
+
+    def _wants_check(self, device: torch.device) -> bool:
+        """Whether to check a float input's range now (a host sync on an accelerator)."""
+        mode = self.check if self.check != "auto" else ("always" if device.type == "cpu" else "first")
+        return mode == "always" or (mode == "first" and device not in self._checked)
 
     def _check_params(self, params: Params, n: int, device: torch.device) -> Params:
         if not isinstance(params, Params):

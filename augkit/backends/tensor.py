@@ -9,10 +9,17 @@ float32 each) so that the passes after the warp read and write cache, not memory
 a tiling of the batch, every sample's result is the same whatever the block. Scratch buffers
 are reused between calls; on CPU the output buffer is reused too once the caller has dropped
 every reference to it, since page faults on fresh 224x224 outputs cost more than the arithmetic.
+
+Off the CPU the whole batch runs at once, so the number of ops per call does not grow with the
+batch, and a run (a geometric step and the pointwise steps after it) whose ops all have a fused
+form runs as one or two Triton launches (``augkit.backends.fused``); any other run takes the
+torch path below, which is also the reference. Scratch is per thread and, on CUDA, per stream:
+one pipeline may be called from several threads or streams at once.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -23,8 +30,11 @@ from .. import functional as F
 from ..buffers import OutputPool
 from ..ops import Contrast, GaussianNoise, HorizontalFlip, Normalize, Op, Zoom
 from ..params import Params
+from . import fused as fz
 
-__all__ = ["TensorBackend"]
+__all__ = ["TensorBackend", "FUSED_MODES"]
+
+FUSED_MODES = ("auto", "always", "never")  # auto: fused runs on CUDA when Triton imports
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,16 @@ def plan(ops: list[Op]) -> list[_Step]:
         steps.append(_Step(kind, (i,)))
     close()
     return steps
+
+
+def segments(steps: list[_Step]) -> list[tuple[int, ...]]:
+    """Split the plan into runs: each geometric step starts a run, the pointwise steps after it join it."""
+    runs: list[list[int]] = []
+    for n, step in enumerate(steps):
+        if step.kind in ("flip", "warp") or not runs:
+            runs.append([])
+        runs[-1].append(n)
+    return [tuple(r) for r in runs]
 
 
 class _Workspace:
@@ -100,29 +120,104 @@ class _Value:
 class TensorBackend:
     """Runs a list of ops on (B, C, H, W) tensors with given params."""
 
-    def __init__(self, ops: list[Op]) -> None:
+    def __init__(self, ops: list[Op], fused: str = "auto") -> None:
+        if fused not in FUSED_MODES:
+            raise ValueError(f"fused must be one of {list(FUSED_MODES)}, got {fused!r}")
         self.ops = list(ops)
         self.steps = plan(self.ops)
-        self._ws = _Workspace()
+        self.runs = segments(self.steps)
+        self.fused = fused
+        self._fused_runs: dict[int, fz.FusedRun] = {}
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._workspaces: dict[tuple, _Workspace] = {}
+        self._consts: dict[tuple, tuple[Tensor, Tensor]] = {}
+
+    def __getstate__(self) -> dict:
+        # scratch, outputs and thread-local state stay behind (they are caches)
+        return {"ops": self.ops, "fused": self.fused}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["ops"], state["fused"])
+
+    @property
+    def _ws(self) -> _Workspace:
+        """The calling thread's workspace for the call in progress."""
+        return self._local.ws
+
+    def _workspace(self, device: torch.device) -> _Workspace:
+        """Scratch for this thread (and this CUDA stream): calls from two threads or streams never share."""
+        stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else None
+        key = (threading.get_ident(), device, stream)
+        ws = self._workspaces.get(key)
+        if ws is None:
+            with self._lock:
+                alive = {t.ident for t in threading.enumerate()}
+                for k in [k for k in self._workspaces if k[0] not in alive]:  # threads that ended
+                    del self._workspaces[k]
+                ws = self._workspaces[key] = _Workspace()
+        return ws
+
+    def _fused_use(self, x: Tensor) -> bool:
+        """Whether this call may use fused runs (each run still checks that it is covered)."""
+        if self.fused == "never":
+            return False
+        if self.fused == "auto":
+            return x.device.type == "cuda" and fz.available()
+        if not fz.available() and not fz.recording():
+            raise RuntimeError("fused='always' needs Triton (pip install 'augkit[cuda]'; on a CPU set TRITON_INTERPRET=1)")
+        return True
 
     def __call__(self, x: Tensor, params: Params) -> Tensor:
         """x: (B, C, H, W) uint8 or float in [0, 1] (checked by the caller) -> float32."""
-        out = self._ws.output(tuple(x.shape), x.device)
+        ws = self._local.ws = self._workspace(x.device)
+        out = ws.output(tuple(x.shape), x.device)
         if x.numel() == 0:
             return out
-        rows = _block_rows(x) if x.device.type == "cpu" else len(x)
+        fused = self._fused_use(x)
+        rows = _block_rows(x) if x.device.type == "cpu" and not fused else len(x)
         for i in range(0, len(x), rows):  # on CPU, blocks of samples whose passes stay in cache
-            self._run(x[i : i + rows], params.select(slice(i, i + rows)) if rows < len(x) else params, out[i : i + rows])
+            self._run(x[i : i + rows], params.select(slice(i, i + rows)) if rows < len(x) else params, out[i : i + rows],
+                      fused)
         return out
 
-    def _run(self, x: Tensor, params: Params, out: Tensor) -> None:
+    def _run(self, x: Tensor, params: Params, out: Tensor, fused: bool = False) -> None:
         v = _Value(x, 1.0 / 255 if x.dtype == torch.uint8 else 1.0, 0.0)
-        for n, step in enumerate(self.steps):
-            if step.kind != "flip" and v.w.dtype != torch.float32:  # convert by copy: mixed-dtype math is slow on CPU
-                v = _Value(self._ws.get("in", tuple(x.shape), torch.float32, x.device).copy_(v.w), v.a, v.b, mine=True)
-            v = getattr(self, "_" + step.kind)(step, v, params, out if n == len(self.steps) - 1 else None)
+        last = len(self.steps) - 1
+        for k, run in enumerate(self.runs):
+            if fused and self._covered(run, v.w):
+                dst = out if run[-1] == last else self._ws.get(f"fused{k % 2}", tuple(out.shape), torch.float32, out.device)
+                part = lambda shape, d=out.device: self._ws.get("partials", shape, torch.float32, d)  # noqa: E731
+                v = _Value(self._fused_run(k)(v.w, v.a, v.b, params, dst, part), 1.0, 0.0, mine=True)
+                continue
+            for n in run:
+                step = self.steps[n]
+                if step.kind != "flip" and v.w.dtype != torch.float32:  # convert by copy: mixed-dtype math is slow on CPU
+                    v = _Value(self._ws.get("in", tuple(x.shape), torch.float32, x.device).copy_(v.w), v.a, v.b, mine=True)
+                v = getattr(self, "_" + step.kind)(step, v, params, out if n == last else None)
         if v.w is not out:
             _affine(v.w, v.a, v.b, out)  # a scale/offset is left (or no step ran)
+
+    def _covered(self, run: tuple[int, ...], w: Tensor) -> bool:
+        return fz.covers([self.ops[i] for n in run for i in self.steps[n].indices], w.shape[1], w.dtype)
+
+    def _fused_run(self, k: int) -> fz.FusedRun:
+        got = self._fused_runs.get(k)
+        if got is None:
+            indices = tuple(i for n in self.runs[k] for i in self.steps[n].indices)
+            got = self._fused_runs[k] = fz.FusedRun(self.ops, indices)
+        return got
+
+    def _normalize_consts(self, step: _Step, c: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        """Normalize's mean and std as (C,) float32 on ``device``, made once (no host copy per call)."""
+        key = (step.indices[0], c, device)
+        got = self._consts.get(key)
+        if got is None:
+            op = self.ops[step.indices[0]]
+            mean = torch.tensor(op.mean, dtype=torch.float32).expand(c).contiguous().to(device)
+            std = torch.tensor(op.std, dtype=torch.float32).expand(c).contiguous().to(device)
+            got = self._consts[key] = (mean, std)
+        return got
 
     def _dst(self, v: _Value, out: Tensor | None) -> _Value:
         """Where an elementwise step writes: ``out`` if last, else in place if we may."""
@@ -189,7 +284,7 @@ class TensorBackend:
         m = F.grey_mean(v.w).mul_(v.a)  # (B,) mean grey in [0, 1], before dst may overwrite w
         if v.b:
             m.add_(v.b)
-        f = torch.where(p["apply"], p["factor"].float(), 1.0)
+        f = F.masked(p["factor"], p["apply"], 1.0)
         scale = (f * v.a)[:, None, None, None]
         shift = m.mul_(1 - f)  # true = f * (a w + b) + m (1 - f)
         if v.b:
@@ -203,12 +298,12 @@ class TensorBackend:
         p = params[step.indices[0]]
         bsz, n = v.w.shape[0], v.w[0].numel()
         half = (n + 1) // 2
-        rows = min(bsz, F.noise_block_rows(n))
+        rows = min(bsz, F.noise_block_rows(n, v.w.device))
         work = tuple(
             self._ws.get(name, (rows, half), dt, v.w.device)
             for name, dt in (("nz_h", torch.int32), ("nz_t", torch.int32), ("nz_r", torch.float32))
         )
-        std = torch.where(p["apply"], p["std"].float(), 0.0)
+        std = F.masked(p["std"], p["apply"], 0.0)
         d = self._dst(v, out)
         if d.w is v.w:  # in place: the field needs its own buffer
             field = self._ws.get("field", tuple(v.w.shape), torch.float32, v.w.device)
@@ -225,10 +320,7 @@ class TensorBackend:
         return d
 
     def _normalize(self, step: _Step, v: _Value, params: Params, out: Tensor | None) -> _Value:
-        op = self.ops[step.indices[0]]
-        c = v.w.shape[1]
-        mean = torch.tensor(op.mean, device=v.w.device).expand(c)
-        std = torch.tensor(op.std, device=v.w.device).expand(c)
+        mean, std = self._normalize_consts(step, v.w.shape[1], v.w.device)
         d = self._dst(v, out)
         _affine(v.w, (v.a / std)[None, :, None, None], ((v.b - mean) / std)[None, :, None, None], d.w)
         return d

@@ -1,0 +1,169 @@
+"""The fused accelerator path: one run of ops -> one or two Triton launches, no other kernel.
+
+A *run* is at most one geometric step followed by pointwise steps (``segments``). When every op
+of a run has a fused form (``GEOMETRIC``, ``POINTWISE``) and the input is uint8 or float32 with 1
+or 3 channels, the run is one launch of ``fused_run`` (two with Contrast, whose grey mean needs
+a reduction first). The kernel reads the raw params (apply masks, factors, seeds) itself, so a
+call issues no small torch ops for them. Otherwise the tensor backend runs that run on its torch
+path, which stays the reference (tests compare the two with ``TRITON_INTERPRET=1`` on the CPU).
+
+Triton is imported only when a fused run is first built (``pip install augkit[cuda]``); without it
+``available()`` is False and the torch path runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..ops import Contrast, GaussianNoise, HorizontalFlip, Normalize, Op, VerticalFlip, Zoom
+from ..params import Params
+
+__all__ = ["available", "covers", "FusedRun", "GEOMETRIC", "POINTWISE", "record_launches", "recording", "Launch", "TILE"]
+
+TILE = 1024  # output pixels per program (all channels): grid is (B, ceil(H_out * W_out / TILE))
+
+# op -> (kernel code, param keys read by the kernel); codes match _triton_kernels
+GEOMETRIC: dict[type[Op], tuple[int, tuple[str, ...]]] = {
+    HorizontalFlip: (1, ("apply",)),
+    VerticalFlip: (2, ("apply",)),
+    Zoom: (3, ("apply", "scale")),
+}
+POINTWISE: dict[type[Op], tuple[int, tuple[str, ...]]] = {
+    Contrast: (1, ("apply", "factor")),
+    GaussianNoise: (2, ("apply", "std", "seed")),
+    Normalize: (3, ()),  # per-channel constants, cached on the device
+}
+NEEDS_REDUCTION = (Contrast,)  # a per-image statistic of the value before it: one extra launch
+BORDERS = {"constant": 0, "reflect": 1, "replicate": 2}
+INTERPOLATIONS = {"bilinear": 0, "nearest": 1}
+
+
+@functools.lru_cache(maxsize=1)
+def available() -> bool:
+    """Whether Triton imports (the fused path can run)."""
+    try:
+        import triton  # noqa: F401
+    except Exception:  # not installed, or a broken install: the torch path runs
+        return False
+    return True
+
+
+def covers(ops: list[Op], channels: int, dtype: torch.dtype) -> bool:
+    """Whether one run of ``ops`` (geometric ops first, then pointwise) has a fused form."""
+    if channels not in (1, 3) or dtype not in (torch.uint8, torch.float32):
+        return False
+    if sum(isinstance(op, NEEDS_REDUCTION) for op in ops) > 1:
+        return False
+    return all(type(op) in GEOMETRIC or type(op) in POINTWISE for op in ops)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One kernel launch as recorded for accounting: bytes it reads and writes (unique elements)."""
+
+    name: str
+    grid: tuple[int, int]
+    bytes_read: int
+    bytes_written: int
+
+
+_record = threading.local()
+
+
+@contextmanager
+def record_launches() -> Iterator[list[Launch]]:
+    """Record fused launches in this thread instead of running them (works on ``meta`` tensors)."""
+    log: list[Launch] = []
+    _record.log = log
+    try:
+        yield log
+    finally:
+        _record.log = None
+
+
+def recording() -> bool:
+    """Whether launches in this thread are being recorded rather than run."""
+    return getattr(_record, "log", None) is not None
+
+
+def _nbytes(t: Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+class FusedRun:
+    """One run of ops (positions ``indices`` in the pipeline) as one or two launches."""
+
+    def __init__(self, ops: list[Op], indices: tuple[int, ...]) -> None:
+        self.indices = indices
+        run = [ops[i] for i in indices]
+        self.geo = [(i, op) for i, op in zip(indices, run) if op.kind == "geometric"]
+        self.point = [(i, op) for i, op in zip(indices, run) if op.kind != "geometric"]
+        zooms = [op for _, op in self.geo if isinstance(op, Zoom)]
+        self.fill = zooms[-1].fill if zooms else 0.0  # the torch plan splits runs where fills differ
+        self.border = BORDERS["constant"]
+        self.interpolation = INTERPOLATIONS["bilinear"]
+        self.stop = next((k for k, (_, op) in enumerate(self.point) if isinstance(op, NEEDS_REDUCTION)), -1)
+        self._consts: dict[torch.device, tuple] = {}
+        self._lock = threading.Lock()
+
+    def _normalize_consts(self, op: Normalize, c: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        key = (id(op), c, device)
+        got = self._consts.get(key)
+        if got is None:
+            with self._lock:
+                mean = torch.tensor(op.mean, dtype=torch.float32).expand(c).contiguous().to(device)
+                std = torch.tensor(op.std, dtype=torch.float32).expand(c).contiguous().to(device)
+                got = self._consts[key] = (mean, std)
+        return got
+
+    def __call__(self, x: Tensor, a: float, b: float, params: Params, out: Tensor,
+                 part: Callable[[tuple[int, int]], Tensor]) -> Tensor:
+        """out (B, C, HO, WO) float32 <- the run on x (B, C, H, W) uint8/float32 holding a * x + b.
+
+        ``part(shape)`` gives a float32 scratch tensor for the partial sums (from a workspace).
+        """
+        bsz, c, h, w = x.shape
+        ho, wo = out.shape[2:]
+        if not x.is_contiguous():
+            x = x.contiguous()
+        gcodes = tuple(GEOMETRIC[type(op)][0] for _, op in self.geo)
+        gp = tuple(tuple(params[i][k] for k in GEOMETRIC[type(op)][1]) for i, op in self.geo)
+        pcodes, pp = [], []
+        for i, op in self.point:
+            pcodes.append(POINTWISE[type(op)][0])
+            if isinstance(op, Normalize):
+                pp.append(self._normalize_consts(op, c, x.device))
+            else:
+                pp.append(tuple(params[i][k] for k in POINTWISE[type(op)][1]))
+        tiles = math.ceil(ho * wo / TILE)
+        partials = part((bsz, tiles)) if self.stop >= 0 else out  # unused pointer without Contrast
+        grid = (bsz, tiles)
+        meta = dict(C=c, CP=4 if c == 3 else 1, BORDER=self.border, INTERP=self.interpolation, STOP=max(self.stop, 0),
+                    TB=max(triton_next_pow2(tiles), 2), TILE=TILE)
+        args = (x, out, partials, float(a), float(b), float(self.fill), gp, gcodes, tuple(pp), tuple(pcodes), h, w, ho, wo,
+                tiles)
+        passes = [True, False] if self.stop >= 0 else [False]
+        log = getattr(_record, "log", None)
+        if log is not None:
+            for reduce in passes:
+                written = _nbytes(partials) if reduce else _nbytes(out)
+                read = _nbytes(x) + (_nbytes(partials) if self.stop >= 0 and not reduce else 0)
+                log.append(Launch("fused_run" + ("[reduce]" if reduce else ""), grid, read, written))
+            return out
+        from ._triton_kernels import fused_run
+
+        for reduce in passes:
+            fused_run[grid](*args, REDUCE=reduce, **meta)
+        return out
+
+
+def triton_next_pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
