@@ -207,3 +207,11 @@ def fused_run(x_ptr, out_ptr, part_ptr, a_in, b_in, fill,
         tl.store(part_ptr + b * T + t, tl.sum(tl.sum(grey, axis=1), axis=0))
     else:
         tl.store(out_ptr + b.to(tl.int64) * (C * npix) + e, v, mask=mask)
+
+
+@triton.jit
+def noise_hash(out_ptr, key, n, BLOCK: tl.constexpr):
+    """out[j] = the noise hash of pair j under ``key`` (int32 bits), for tests against functional.py."""
+    j = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    h = _fmix32(_fmix32((j.to(tl.uint32) + 1) * GOLDEN) + key.to(tl.uint32))
+    tl.store(out_ptr + j, h.to(tl.int32, bitcast=True), mask=j < n)
