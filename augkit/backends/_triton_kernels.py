@@ -166,8 +166,8 @@ def fused_run(x_ptr, out_ptr, part_ptr, a_in, b_in, fill,
     pmask = p < npix
     ox = (p % WO).to(tl.float32)
     oy = (p // WO).to(tl.float32)
-    Wf = W.to(tl.float32)
-    Hf = H.to(tl.float32)
+    Wf = W + 0.0  # float; works too when Triton specialises a size of 1 into a constant
+    Hf = H + 0.0
     a0, a1, a2, a3, a4, a5 = 1.0, 0.0, 0.0, 0.0, 1.0, 0.0
     for i in tl.static_range(len(GCODES)):
         a0, a1, a2, a3, a4, a5 = _compose(a0, a1, a2, a3, a4, a5, GCODES[i], GP[i], b, Wf, Hf)
