@@ -8,10 +8,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils.data import get_worker_info
 
 from .backends.tensor import TensorBackend
 from .ops import FLOAT_TOLERANCE, Contrast, Normalize, Op, check_channels, op_from_dict
 from .params import Params
+from .random import KEY_HIGH, Draw, sample_key
 
 __all__ = ["Pipeline", "default_pipeline"]
 
@@ -51,7 +53,7 @@ class Pipeline:
         self.seed = seed
         self.check = check
         self._checked: set[torch.device] = set()  # devices whose first float input was checked
-        self._generators: dict[torch.device, torch.Generator] = {}
+        self._generators: dict[tuple[torch.device, int | None], torch.Generator] = {}
         self._tensor = TensorBackend(ops, fused=fused)
         self._albu = None  # built on first numpy call
 
@@ -61,38 +63,60 @@ class Pipeline:
 
     # randomness -----------------------------------------------------------------------
     def generator(self, device: torch.device | str = "cpu") -> torch.Generator:
-        """The pipeline's generator on ``device``, seeded with ``seed`` on first use."""
+        """The pipeline's generator on ``device``, seeded with ``seed`` on first use.
+
+        Inside a DataLoader worker it is keyed by (``seed``, the worker's seed) instead, so
+        workers do not repeat each other's draws (nor, without persistent workers, the last
+        epoch's): torch gives each worker of each epoch its own seed.
+        """
         device = torch.device(device)
         if device.type == "cuda" and device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
-        g = self._generators.get(device)
+        info = get_worker_info()
+        worker = None if info is None else int(info.seed)
+        g = self._generators.get((device, worker))
         if g is None:
-            g = self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
+            seed = self.seed if worker is None else sample_key(self.seed, worker)
+            g = self._generators[(device, worker)] = torch.Generator(device=device).manual_seed(seed)
         return g
 
-    def sample(self, n: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> Params:
-        """Draw params for ``n`` samples: one batched call per op, on ``device``."""
-        rng = generator if generator is not None else self.generator(device)
-        return Params(tuple(type(op).__name__ for op in self.ops), tuple(op.sample(n, rng) for op in self.ops))
+    def sample(
+        self,
+        n: int,
+        device: torch.device | str = "cpu",
+        generator: torch.Generator | None = None,
+        *,
+        keys: Tensor | None = None,
+    ) -> Params:
+        """Draw params for ``n`` samples on ``device``: a few vectorized calls per op.
 
-    def sample_keyed(self, keys: list[int]) -> Params:
-        """Params whose row i depends only on ``keys[i]`` (an int seed), not on the batch.
+        Row i is a pure function of ``keys[i]``: with ``keys`` (n,) int64 given, the same key
+        gives the same params on every device, batch size and backend. Without ``keys``, they
+        are drawn from ``generator`` (default: the pipeline's own, seeded by ``seed``).
+        """
+        if keys is None:
+            rng = generator if generator is not None else self.generator(device)
+            keys = torch.randint(0, KEY_HIGH - 1, (n,), generator=rng, device=rng.device)
+        elif keys.shape != (n,):
+            raise ValueError(f"keys must have shape ({n},), got {tuple(keys.shape)}")
+        draw = Draw(keys.to(device=device, dtype=torch.int64))  # the seed enters through the keys
+        return Params(tuple(type(op).__name__ for op in self.ops), tuple(op.sample(n, draw.child(i)) for i, op in enumerate(self.ops)))
+
+    def sample_keyed(self, keys: Any, device: torch.device | str = "cpu") -> Params:
+        """Params whose row i depends only on ``keys[i]``, ints in [0, 2**63) (not on ``seed``).
 
         For offline expansion and per-index datasets: the same key gives the same params
-        whatever the batch size, order or worker. Drawn on the CPU.
+        whatever the batch size, order, worker, device or backend. One vectorized draw.
         """
-        gen = torch.Generator()
-        parts = [self.sample(1, generator=gen.manual_seed(int(k))) for k in keys]
-        if len(parts) == 1:
-            return parts[0]
-        return Params.cat(parts) if parts else self.sample(0)
+        keys = torch.as_tensor(keys, dtype=torch.int64).reshape(-1)
+        return self.sample(len(keys), device, keys=keys)
 
     # execution ------------------------------------------------------------------------
     def __call__(self, x: Any, *, params: Params | None = None, return_params: bool = False) -> Any:
         if isinstance(x, Tensor):
             y, params = self._call_tensor(x, params)
         elif isinstance(x, np.ndarray) or _is_pil(x):
-            y, params = self._call_numpy(x, params, return_params)
+            y, params = self._call_numpy(x, params)
         else:
             raise TypeError(f"x must be a torch.Tensor (B,C,H,W)/(C,H,W), a numpy HWC array or a PIL image, got {type(x).__name__}")
         return (y, params) if return_params else y
@@ -108,12 +132,15 @@ class Pipeline:
         y = self._tensor(xb, params)
         return (y[0] if single else y), params
 
-    def _call_numpy(self, x: Any, params: Params | None, return_params: bool) -> tuple[Any, Params | None]:
+    def _call_numpy(self, x: Any, params: Params | None) -> tuple[Any, Params]:
         if self._albu is None:
             from .backends.albu import AlbuBackend
 
             self._albu = AlbuBackend(self.ops, self.seed)
-        return self._albu(x, params, return_params)
+        img = self._albu.check_image(x)
+        if params is None:  # the same draw as a batch of one on the tensor path
+            params = self.sample(1)
+        return self._albu(img, params), params
 
     def to_albumentations(self) -> Any:
         """A plain ``albumentations.Compose`` with the same ops and distributions, seeded with ``seed``.

@@ -27,7 +27,6 @@ from torch.utils.data import get_worker_info
 from .. import functional as F
 from ..ops import (
     FLOAT_TOLERANCE,
-    SEED_HIGH,
     Contrast,
     GaussianNoise,
     HorizontalFlip,
@@ -38,6 +37,7 @@ from ..ops import (
     check_channels,
 )
 from ..params import Params
+from ..random import KEY_HIGH, Draw
 
 __all__ = [
     "AlbuBackend",
@@ -54,14 +54,17 @@ MAX_CHANNELS = 4  # OpenCV's warpAffine / LUT limit
 
 
 class _Seeded:
-    """Mixin: per-transform generator keyed by (seed, salt, DataLoader worker seed); ``apply`` always drawn.
+    """Mixin: params drawn by the augkit op itself from a key, keyed by (seed, salt, worker seed).
 
-    ``should_apply`` always says yes; ``get_params`` draws ``apply`` with probability ``p``
-    itself, so the params of every call hold every key, as the tensor backend's do.
+    ``get_params`` draws one key per call from a numpy generator seeded by (seed, salt, the
+    DataLoader worker seed) and returns ``op.sample(1, Draw(key).child(salt))`` as Python
+    values: the distribution is the op's, by construction. ``should_apply`` always says yes;
+    ``apply`` is drawn with probability ``p`` inside the params, so every call holds every key,
+    as the tensor backend's params do.
     """
 
     salt: int = 0
-    p: float
+    op: Op
     seed: int | None
     random_generator: np.random.Generator
     py_random: random.Random
@@ -89,9 +92,17 @@ class _Seeded:
         self._force = force_apply
         return True
 
-    def _draw(self, n: int) -> tuple[bool, np.ndarray]:
-        u = self._rng().random(n + 1)
-        return bool(u[0] < self.p or getattr(self, "_force", False)), u[1:]
+    def get_params(self) -> dict[str, Any]:
+        key = torch.tensor([int(self._rng().integers(0, KEY_HIGH - 1))])
+        params = host_params(self.op.sample(1, Draw(key).child(self.salt)))
+        if getattr(self, "_force", False):
+            params["apply"] = True
+        return params
+
+
+def host_params(values: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """One sample's params as Python values: (1,) -> a number, (1, k) -> a list."""
+    return {k: t[0].tolist() for k, t in values.items()}
 
 
 def _current_worker_seed() -> int | None:
@@ -99,22 +110,17 @@ def _current_worker_seed() -> int | None:
     return None if info is None else int(info.seed)
 
 
-def _uniform(u: float, lo: float, hi: float) -> float:
-    return float(np.float32(lo + u * (hi - lo)))  # float32 as the tensor backend's params
-
-
 class _SeededFlip(_Seeded):
     """A stock Albumentations flip with augkit params ``{"apply"}``; images and masks."""
 
     _targets = (Targets.IMAGE, Targets.MASK)
 
+    op_class: type[Op]
+
     def __init__(self, p: float = 0.5, salt: int = 0) -> None:
         super().__init__(p=p)
-        self.salt = salt
+        self.salt, self.op = salt, self.op_class(p=p)
         self.set_random_seed(None)
-
-    def get_params(self) -> dict[str, Any]:
-        return {"apply": self._draw(0)[0]}
 
     def apply(self, img: np.ndarray, apply: bool = True, **params: Any) -> np.ndarray:
         return super().apply(img, **params) if apply else img
@@ -123,9 +129,13 @@ class _SeededFlip(_Seeded):
 class AugkitHorizontalFlip(_SeededFlip, A.HorizontalFlip):
     """``A.HorizontalFlip`` with augkit params ``{"apply"}``; images and masks."""
 
+    op_class = HorizontalFlip
+
 
 class AugkitVerticalFlip(_SeededFlip, A.VerticalFlip):
     """``A.VerticalFlip`` with augkit params ``{"apply"}``; images and masks."""
+
+    op_class = VerticalFlip
 
 
 class AugkitZoom(_Seeded, A.DualTransform):
@@ -139,11 +149,8 @@ class AugkitZoom(_Seeded, A.DualTransform):
     def __init__(self, scale: tuple[float, float] = (0.8, 1.2), fill_value: float = 0.0, p: float = 1.0, salt: int = 0) -> None:
         super().__init__(p=p)
         self.scale, self.fill_value, self.salt = tuple(scale), float(fill_value), salt
+        self.op = Zoom(self.scale, fill=self.fill_value, p=p)
         self.set_random_seed(None)
-
-    def get_params(self) -> dict[str, Any]:
-        apply, u = self._draw(1)
-        return {"apply": apply, "scale": _uniform(u[0], *self.scale)}
 
     def apply(self, img: np.ndarray, apply: bool = True, scale: float = 1.0, **params: Any) -> np.ndarray:
         if not apply:
@@ -178,11 +185,8 @@ class AugkitContrast(_Seeded, A.ImageOnlyTransform):
     def __init__(self, factor: tuple[float, float] = (0.8, 1.2), p: float = 1.0, salt: int = 0) -> None:
         super().__init__(p=p)
         self.factor, self.salt = tuple(factor), salt
+        self.op = Contrast(self.factor, p=p)
         self.set_random_seed(None)
-
-    def get_params(self) -> dict[str, Any]:
-        apply, u = self._draw(1)
-        return {"apply": apply, "factor": _uniform(u[0], *self.factor)}
 
     def apply(self, img: np.ndarray, apply: bool = True, factor: float = 1.0, **params: Any) -> np.ndarray:
         if not apply:
@@ -210,12 +214,8 @@ class AugkitGaussianNoise(_Seeded, A.ImageOnlyTransform):
     def __init__(self, std: tuple[float, float] = (0.0, 0.05), p: float = 1.0, salt: int = 0) -> None:
         super().__init__(p=p)
         self.std, self.salt = tuple(std), salt
+        self.op = GaussianNoise(self.std, p=p)
         self.set_random_seed(None)
-
-    def get_params(self) -> dict[str, Any]:
-        apply, u = self._draw(1)
-        seed = int(self._rng().integers(0, SEED_HIGH))
-        return {"apply": apply, "std": _uniform(u[0], *self.std), "seed": seed}
 
     def apply(self, img: np.ndarray, apply: bool = True, std: float = 0.0, seed: int = 0, **params: Any) -> np.ndarray:
         if not apply or std == 0.0:
@@ -321,42 +321,23 @@ def to_compose(ops: list[Op], seed: int | None) -> A.Compose:
     return A.Compose([_transform(op, i) for i, op in enumerate(ops)], seed=seed)
 
 
-# keys each op's params carry, with their torch dtypes (as ``Op.sample`` returns them)
-_KEYS: dict[type[Op], tuple[tuple[str, torch.dtype], ...]] = {
-    HorizontalFlip: (("apply", torch.bool),),
-    VerticalFlip: (("apply", torch.bool),),
-    Zoom: (("apply", torch.bool), ("scale", torch.float32)),
-    Contrast: (("apply", torch.bool), ("factor", torch.float32)),
-    GaussianNoise: (("apply", torch.bool), ("std", torch.float32), ("seed", torch.int64)),
-    Normalize: (("apply", torch.bool),),
-}
-
-
 class AlbuBackend:
-    """Runs a pipeline's ops on one numpy image (HW or HWC, uint8 or float in [0, 1]) or PIL image."""
+    """Runs a pipeline's ops on one numpy image (HW or HWC, uint8 or float in [0, 1]) with given params."""
 
     def __init__(self, ops: list[Op], seed: int | None) -> None:
         self.ops = list(ops)
         self.compose = to_compose(self.ops, seed)
         self.names = tuple(type(op).__name__ for op in self.ops)
-        self._keys = [_KEYS[type(op)] for op in self.ops]
 
-    def __call__(self, x: Any, params: Params | None, return_params: bool = False) -> tuple[np.ndarray, Params | None]:
-        """Shape: (H, W) or (H, W, C) -> same; dtype kept (float32 for float input; float32 after Normalize)."""
-        img = self.check_image(x)
-        if params is None:
-            out = self.compose(image=img)["image"]
-            if return_params:
-                params = Params(self.names, tuple(self._params_of(t, keys) for t, keys in zip(self.compose.transforms, self._keys, strict=True)))
-        else:
-            out = img
-            for t, v in zip(self.compose.transforms, self._host(params), strict=True):
-                out = t.apply(out, **v)
-        return out, params
+    def __call__(self, img: np.ndarray, params: Params) -> np.ndarray:
+        """Shape: (H, W) or (H, W, C) -> same; dtype kept (float32 for float input; float32 after Normalize).
 
-    @staticmethod
-    def _params_of(t: A.BasicTransform, keys: tuple[tuple[str, torch.dtype], ...]) -> dict[str, torch.Tensor]:
-        return {k: torch.tensor([t.params[k]], dtype=dt) for k, dt in keys}
+        ``img`` has passed ``check_image``; ``params`` hold one sample.
+        """
+        out = img
+        for t, v in zip(self.compose.transforms, self._host(params), strict=True):
+            out = t.apply(out, **v)
+        return out
 
     def _host(self, params: Params) -> list[dict[str, Any]]:
         if not isinstance(params, Params):
@@ -365,8 +346,7 @@ class AlbuBackend:
             raise ValueError(f"params were drawn for ops {list(params.names)}, this pipeline has {list(self.names)}")
         if params.batch_size != 1 and len(params):
             raise ValueError(f"params hold {params.batch_size} samples but a numpy image is one sample; use params.select(i)")
-        return [{k: v[k].item() for k, _ in keys} for v, keys in zip(params.values, self._keys, strict=True)]
-
+        return [host_params(v) for v in params.values]
     def check_image(self, x: Any) -> np.ndarray:
         """Validate (and convert a PIL image to) an HW / HWC uint8 or float32 array."""
         what = "img"

@@ -7,8 +7,6 @@ tensors. Nothing here converts to float except ``AugmentedDataset``'s final outp
 
 from __future__ import annotations
 
-import hashlib
-import struct
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,25 +18,15 @@ from torch.utils.data import Dataset, default_collate
 from ..ops import Normalize
 from ..params import Params
 from ..pipeline import Pipeline
+from ..random import sample_key
 
 __all__ = ["AugmentedDataset", "collate_uint8", "to_chw_uint8", "to_hwc_uint8", "sample_key", "split_item"]
 
-KEY_HIGH = 2**63  # keys fit torch.Generator.manual_seed
 _PIL_DIRECT = {"L": "L", "RGB": "RGB", "RGBA": "RGBA"}  # kept as they are
 _PIL_TO_RGB = {"1": "L", "P": "RGB", "PA": "RGBA", "LA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "HSV": "RGB", "RGBX": "RGB", "RGBa": "RGBA", "La": "RGBA"}
 
 
 # keys ---------------------------------------------------------------------------------
-def sample_key(*parts: int) -> int:
-    """A stable int in [0, 2**63) from ints, e.g. (seed, index, epoch, rank): same ints, same key.
-
-    Python's ``hash`` is salted per process; this is not (blake2b of the packed ints), so
-    DataLoader workers, machines and re-runs agree.
-    """
-    raw = struct.pack(f"<{len(parts)}q", *(int(p) for p in parts))
-    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little") % KEY_HIGH
-
-
 def current_rank() -> int:
     """The torch.distributed rank when a process group is up, else 0."""
     dist = torch.distributed
