@@ -9,6 +9,8 @@ import os
 os.environ.setdefault("TRITON_INTERPRET", "1")  # before augkit's kernels are first imported
 
 import pickle
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -254,3 +256,77 @@ def test_cuda_fused_matches_torch_and_cpu():
         assert (torch_cuda.cpu() - cpu).abs().max() <= 2e-4
         assert (fused.cpu() - cpu).abs().max() <= 2e-4
         assert np.isfinite(fused.cpu().numpy()).all()
+
+
+# ---- the general geometric form (for any run with a per-sample matrix and an output size) -------
+def _grid_sample_ref(x, inv, size, border, fill, interpolation):
+    """torch's grid_sample (align_corners=False) at the same output -> input pixel map."""
+    (ho, wo), (h, w) = size, x.shape[2:]
+    ys, xs = torch.meshgrid(torch.arange(ho, dtype=torch.float32), torch.arange(wo, dtype=torch.float32), indexing="ij")
+    sx = inv[:, 0, 0, None, None] * xs + inv[:, 0, 1, None, None] * ys + inv[:, 0, 2, None, None]
+    sy = inv[:, 1, 0, None, None] * xs + inv[:, 1, 1, None, None] * ys + inv[:, 1, 2, None, None]
+    grid = torch.stack(((2 * sx + 1) / w - 1, (2 * sy + 1) / h - 1), -1)
+    xf = x.float() / 255 if x.dtype == torch.uint8 else x
+    pad = {"constant": "zeros", "reflect": "reflection", "replicate": "border"}[border]
+    shift = fill if border == "constant" else 0.0  # zeros padding around (x - fill) reads fill outside
+    return torch.nn.functional.grid_sample(xf - shift, grid, mode=interpolation, padding_mode=pad, align_corners=False) + shift
+
+
+@needs_triton
+@pytest.mark.parametrize("border", ["constant", "reflect", "replicate"])
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+def test_fused_warp_general_matrix_matches_grid_sample(border, interpolation):
+    g = torch.Generator().manual_seed(7)
+    b, c, h, w, ho, wo = 3, 3, 13, 17, 11, 19
+    x = torch.randint(0, 256, (b, c, h, w), generator=g, dtype=torch.uint8)
+    angle, scale = torch.rand(b, generator=g) * 6.28, 0.6 + torch.rand(b, generator=g)
+    inv = torch.zeros(b, 2, 3)
+    inv[:, 0, 0], inv[:, 0, 1] = angle.cos() / scale, -angle.sin() / scale
+    inv[:, 1, 0], inv[:, 1, 1] = angle.sin() / scale, angle.cos() / scale
+    inv[:, 0, 2], inv[:, 1, 2] = torch.rand(b, generator=g) * w, torch.rand(b, generator=g) * h - 3
+    out = fz.warp(x, inv, torch.empty(b, c, ho, wo), border=border, fill=0.3, interpolation=interpolation)
+    ref = _grid_sample_ref(x, inv, (ho, wo), border, 0.3, interpolation)
+    assert (out - ref).abs().max() <= 1e-5
+
+
+@needs_triton
+def test_fused_warp_reflect_is_numpy_symmetric_padding():
+    x = torch.arange(2 * 5, dtype=torch.float32).view(1, 1, 2, 5) / 10
+    inv = torch.tensor([[[1.0, 0.0, -3.0], [0.0, 1.0, -2.0]]])  # shift by whole pixels: pure lookups
+    out = fz.warp(x, inv, torch.empty(1, 1, 6, 11), border="reflect")
+    ref = np.pad(x[0, 0].numpy(), ((2, 2), (3, 3)), mode="symmetric")
+    assert np.array_equal(out[0, 0].numpy(), ref)
+
+
+def test_fused_warp_checks_its_arguments():
+    x = torch.zeros(2, 3, 4, 4, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="border must be one of"):
+        fz.warp(x, torch.zeros(2, 2, 3), torch.empty(2, 3, 4, 4), border="wrap")
+    with pytest.raises(ValueError, match="inv must be"):
+        fz.warp(x, torch.zeros(2, 3, 3), torch.empty(2, 3, 4, 4))
+
+
+# ---- the kernels compile for real GPUs (ahead of time: Triton's ptxas, no GPU needed) --------------
+COMPILE = """
+import sys, torch, augkit as ak
+from augkit.backends import fused as fz
+for arch in (90,):  # H100 / H200
+    for ops, c, dtype in [(ak.default_pipeline().ops, 3, torch.uint8), ([ak.Zoom(), ak.Normalize()], 1, torch.float32)]:
+        run = fz.FusedRun(ops, tuple(range(len(ops))))
+        for reduce in ([True, False] if run.stop >= 0 else [False]):
+            k = fz.compile_for(run, c, dtype, reduce, arch)
+            assert k.asm["cubin"], (arch, ops)
+            print(arch, len(ops), reduce, "ok")
+"""
+
+
+@pytest.mark.skipif(not fz.available(), reason="needs triton")
+def test_fused_kernels_compile_for_cuda():
+    """Compiled (not interpreted) in a child process: sm_90 cubins for two plans (a failed compile shows here)."""
+    pytest.importorskip("triton.backends.nvidia")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    p = subprocess.run([sys.executable, "-c", COMPILE], capture_output=True, text=True, env=env, cwd=root, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.count("ok") == 3

@@ -26,7 +26,7 @@ from torch import Tensor
 from ..ops import Contrast, GaussianNoise, HorizontalFlip, Normalize, Op, VerticalFlip, Zoom
 from ..params import Params
 
-__all__ = ["available", "covers", "FusedRun", "GEOMETRIC", "POINTWISE", "record_launches", "recording", "Launch", "TILE"]
+__all__ = ["available", "covers", "FusedRun", "warp", "compile_for", "GEOMETRIC", "POINTWISE", "record_launches", "recording", "Launch", "TILE"]
 
 TILE = 1024  # output pixels per program (all channels): grid is (B, ceil(H_out * W_out / TILE))
 
@@ -165,5 +165,74 @@ class FusedRun:
         return out
 
 
+_TYPES = {torch.bool: "*i1", torch.float32: "*fp32", torch.int64: "*i64", torch.uint8: "*u8"}
+_PARAM_DTYPES = {"apply": torch.bool, "seed": torch.int64}  # every other param key is float32
+
+
+def compile_for(run: FusedRun, channels: int, dtype: torch.dtype, reduce: bool, arch: int = 90, tiles: int = 49) -> object:
+    """Compile ``run``'s kernel ahead of time for CUDA compute capability ``arch`` (no GPU needed).
+
+    Returns Triton's compiled kernel (``.asm`` holds the PTX and cubin). For tests and the device check.
+    """
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from ._triton_kernels import fused_run
+
+    def ptrs(keys: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_TYPES[_PARAM_DTYPES.get(k, torch.float32)] for k in keys)
+
+    gp = tuple(ptrs(GEOMETRIC[type(op)][1]) for _, op in run.geo)
+    pp = tuple(("*fp32", "*fp32") if isinstance(op, Normalize) else ptrs(POINTWISE[type(op)][1]) for _, op in run.point)
+    const = {"GCODES": tuple(GEOMETRIC[type(op)][0] for _, op in run.geo),
+             "PCODES": tuple(POINTWISE[type(op)][0] for _, op in run.point), "C": channels,
+             "CP": 4 if channels == 3 else 1, "BORDER": run.border, "INTERP": run.interpolation, "STOP": max(run.stop, 0),
+             "REDUCE": reduce, "TB": max(triton_next_pow2(tiles), 2), "TILE": TILE}
+    sig = {"x_ptr": _TYPES[dtype], "out_ptr": "*fp32", "part_ptr": "*fp32", "a_in": "fp32", "b_in": "fp32",
+           "fill": "fp32", "GP": gp, "PP": pp, "H": "i32", "W": "i32", "HO": "i32", "WO": "i32", "T": "i32"}
+    sig.update({k: "constexpr" for k in const})
+    names = list(fused_run.arg_names)
+    src = ASTSource(fused_run, sig, constexprs={(names.index(k),): v for k, v in const.items()})
+    return triton.compile(src, target=GPUTarget("cuda", arch, 32))
+
+
 def triton_next_pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
+
+
+def warp(x: Tensor, inv: Tensor, out: Tensor, *, border: str = "constant", fill: float = 0.0,
+         interpolation: str = "bilinear", a: float | None = None, b: float = 0.0) -> Tensor:
+    """out (B, C, HO, WO) float32 <- x (B, C, H, W) sampled at ``inv`` @ (x_out, y_out, 1), one launch.
+
+    ``inv`` (B, 2, 3) float32 maps output pixel coordinates to input ones (pixel centres at
+    integers, x right, y down). ``border``: constant (``fill``, in [0, 1] units), reflect (mirror
+    about the edge) or replicate; ``interpolation``: bilinear or nearest (ties to even). Values
+    are ``a * x + b`` (``a`` defaults to 1/255 for uint8, 1 for float32). The general form of a
+    geometric run, for runs whose ops have no in-kernel matrix.
+    """
+    if border not in BORDERS:
+        raise ValueError(f"border must be one of {list(BORDERS)}, got {border!r}")
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)}, got {interpolation!r}")
+    bsz, c = x.shape[:2]
+    if inv.shape != (bsz, 2, 3) or out.shape[:2] != (bsz, c) or out.dtype != torch.float32:
+        raise ValueError(f"inv must be (B, 2, 3) and out (B, C, HO, WO) float32 for x {tuple(x.shape)}, "
+                         f"got inv {tuple(inv.shape)}, out {tuple(out.shape)} {out.dtype}")
+    if c not in (1, 3) or x.dtype not in (torch.uint8, torch.float32):
+        raise ValueError(f"x must be uint8 or float32 with 1 or 3 channels, got {x.dtype} with {c}")
+    if a is None:
+        a = 1.0 / 255 if x.dtype == torch.uint8 else 1.0
+    ho, wo = out.shape[2:]
+    tiles = math.ceil(ho * wo / TILE)
+    grid = (bsz, tiles)
+    log = getattr(_record, "log", None)
+    if log is not None:
+        log.append(Launch("fused_run", grid, _nbytes(x), _nbytes(out)))
+        return out
+    from ._triton_kernels import fused_run
+
+    fused_run[grid](x.contiguous(), out, out, float(a), float(b), float(fill), ((inv.float().contiguous(),),), (4,), (), (),
+                    x.shape[2], x.shape[3], ho, wo, tiles, C=c, CP=4 if c == 3 else 1, BORDER=BORDERS[border],
+                    INTERP=INTERPOLATIONS[interpolation], STOP=0, REDUCE=False, TB=2, TILE=TILE)
+    return out
