@@ -330,3 +330,29 @@ def test_fused_kernels_compile_for_cuda():
     p = subprocess.run([sys.executable, "-c", COMPILE], capture_output=True, text=True, env=env, cwd=root, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     assert p.stdout.count("ok") == 3
+
+
+@needs_triton
+def test_fused_run_with_a_given_geometry_equals_in_kernel_composition():
+    """A run whose matrices come from the torch side (ops with no in-kernel matrix) gives the same result."""
+    ops = [ak.HorizontalFlip(p=0.5), ak.Zoom(scale=(0.7, 1.3), fill=0.2), ak.Contrast(), ak.GaussianNoise()]
+    pipe = ak.Pipeline(ops, seed=4)
+    b, h, w = 3, 14, 18
+    x = torch.randint(0, 256, (b, 3, h, w), dtype=torch.uint8)
+    p = pipe.sample(b)
+    run = fz.FusedRun(ops, (0, 1, 2, 3))
+    part = lambda shape: torch.empty(shape)  # noqa: E731
+    want = run(x, 1 / 255, 0.0, p, torch.empty(b, 3, h, w), part)
+    # inverse by hand: flip x -> (w-1) - x, zoom u -> (u - c) / s + c; flip applied first, so inv = F^-1 o Z^-1
+    s = torch.where(p[1]["apply"], p[1]["scale"], 1.0)
+    f = torch.where(p[0]["apply"], -1.0, 1.0)
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    inv = torch.zeros(b, 2, 3)
+    inv[:, 0, 0], inv[:, 0, 2] = f / s, f * cx * (1 - 1 / s) + torch.where(p[0]["apply"], w - 1.0, 0.0)
+    inv[:, 1, 1], inv[:, 1, 2] = 1 / s, cy * (1 - 1 / s)
+    geo = fz.Geometry(inv, (h, w), "constant", 0.2, "bilinear")
+    got = run(x, 1 / 255, 0.0, p, torch.empty(b, 3, h, w), part, geometry=geo)
+    assert (got - want).abs().max() <= 1e-5
+    assert fz.covers([ak.Normalize()], 3, torch.uint8) and fz.covers(ops, 3, torch.uint8, matrix=True)
+    with pytest.raises(ValueError, match="geometry must have"):
+        run(x, 1 / 255, 0.0, p, torch.empty(b, 3, h, w), part, geometry=fz.Geometry(inv, (h + 1, w)))

@@ -26,7 +26,7 @@ from torch import Tensor
 from ..ops import Contrast, GaussianNoise, HorizontalFlip, Normalize, Op, VerticalFlip, Zoom
 from ..params import Params
 
-__all__ = ["available", "covers", "FusedRun", "warp", "compile_for", "GEOMETRIC", "POINTWISE", "record_launches", "recording", "Launch", "TILE"]
+__all__ = ["available", "covers", "FusedRun", "warp", "compile_for", "Geometry", "GEOMETRIC", "POINTWISE", "record_launches", "recording", "Launch", "TILE"]
 
 TILE = 1024  # output pixels per program (all channels): grid is (B, ceil(H_out * W_out / TILE))
 
@@ -56,13 +56,32 @@ def available() -> bool:
     return True
 
 
-def covers(ops: list[Op], channels: int, dtype: torch.dtype) -> bool:
-    """Whether one run of ``ops`` (geometric ops first, then pointwise) has a fused form."""
+def covers(ops: list[Op], channels: int, dtype: torch.dtype, matrix: bool = False) -> bool:
+    """Whether one run of ``ops`` (geometric ops first, then pointwise) has a fused form.
+
+    ``matrix``: the caller supplies the run's ``Geometry``, so any geometric op is covered.
+    """
     if channels not in (1, 3) or dtype not in (torch.uint8, torch.float32):
         return False
     if sum(isinstance(op, NEEDS_REDUCTION) for op in ops) > 1:
         return False
-    return all(type(op) in GEOMETRIC or type(op) in POINTWISE for op in ops)
+    return all(type(op) in POINTWISE or type(op) in GEOMETRIC or (matrix and op.kind == "geometric") for op in ops)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A geometric run in its general form, computed by the torch side (for ops with no in-kernel matrix).
+
+    ``inv`` (B, 2, 3) float32 maps output pixel coordinates (x, y, 1) to input ones (pixel centres at
+    integers, x right, y down); ``size`` is (H_out, W_out); ``border`` one of ``BORDERS``; ``fill`` in
+    [0, 1]; ``interpolation`` one of ``INTERPOLATIONS``.
+    """
+
+    inv: Tensor
+    size: tuple[int, int]
+    border: str = "constant"
+    fill: float = 0.0
+    interpolation: str = "bilinear"
 
 
 @dataclass(frozen=True)
@@ -125,17 +144,28 @@ class FusedRun:
         return got
 
     def __call__(self, x: Tensor, a: float, b: float, params: Params, out: Tensor,
-                 part: Callable[[tuple[int, int]], Tensor]) -> Tensor:
+                 part: Callable[[tuple[int, int]], Tensor], geometry: Geometry | None = None) -> Tensor:
         """out (B, C, HO, WO) float32 <- the run on x (B, C, H, W) uint8/float32 holding a * x + b.
 
         ``part(shape)`` gives a float32 scratch tensor for the partial sums (from a workspace).
+        ``geometry``: the run's matrices and output size made on the torch side; without it the
+        kernel composes the run's ``GEOMETRIC`` ops itself.
         """
         bsz, c, h, w = x.shape
         ho, wo = out.shape[2:]
         if not x.is_contiguous():
             x = x.contiguous()
-        gcodes = tuple(GEOMETRIC[type(op)][0] for _, op in self.geo)
-        gp = tuple(tuple(params[i][k] for k in GEOMETRIC[type(op)][1]) for i, op in self.geo)
+        border, interp, fill = self.border, self.interpolation, self.fill
+        if geometry is not None:
+            if tuple(geometry.size) != (ho, wo) or tuple(geometry.inv.shape) != (bsz, 2, 3):
+                raise ValueError(f"geometry must have inv (B, 2, 3) and size {(ho, wo)}, got "
+                                 f"{tuple(geometry.inv.shape)} and {tuple(geometry.size)}")
+            gcodes, gp = (4,), ((geometry.inv.float().contiguous(),),)
+            border, interp = BORDERS[geometry.border], INTERPOLATIONS[geometry.interpolation]
+            fill = geometry.fill
+        else:
+            gcodes = tuple(GEOMETRIC[type(op)][0] for _, op in self.geo)
+            gp = tuple(tuple(params[i][k] for k in GEOMETRIC[type(op)][1]) for i, op in self.geo)
         pcodes, pp = [], []
         for i, op in self.point:
             pcodes.append(POINTWISE[type(op)][0])
@@ -146,9 +176,9 @@ class FusedRun:
         tiles = math.ceil(ho * wo / TILE)
         partials = part((bsz, tiles)) if self.stop >= 0 else out  # unused pointer without Contrast
         grid = (bsz, tiles)
-        meta = dict(C=c, CP=4 if c == 3 else 1, BORDER=self.border, INTERP=self.interpolation, STOP=max(self.stop, 0),
+        meta = dict(C=c, CP=4 if c == 3 else 1, BORDER=border, INTERP=interp, STOP=max(self.stop, 0),
                     TB=max(triton_next_pow2(tiles), 2), TILE=TILE)
-        args = (x, out, partials, float(a), float(b), float(self.fill), gp, gcodes, tuple(pp), tuple(pcodes), h, w, ho, wo,
+        args = (x, out, partials, float(a), float(b), float(fill), gp, gcodes, tuple(pp), tuple(pcodes), h, w, ho, wo,
                 tiles)
         passes = [True, False] if self.stop >= 0 else [False]
         log = getattr(_record, "log", None)

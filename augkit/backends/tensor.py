@@ -185,10 +185,13 @@ class TensorBackend:
         v = _Value(x, 1.0 / 255 if x.dtype == torch.uint8 else 1.0, 0.0)
         last = len(self.steps) - 1
         for k, run in enumerate(self.runs):
-            if fused and self._covered(run, v.w):
-                dst = out if run[-1] == last else self._ws.get(f"fused{k % 2}", tuple(out.shape), torch.float32, out.device)
+            geo = self._geometry(k, v, params) if fused else None
+            if fused and self._covered(run, v.w, geo is not None):
+                size = tuple(geo.size) if geo is not None else tuple(v.w.shape[2:])
+                shape = (v.w.shape[0], v.w.shape[1], *size)
+                dst = out if run[-1] == last else self._ws.get(f"fused{k % 2}", shape, torch.float32, out.device)
                 part = lambda shape, d=out.device: self._ws.get("partials", shape, torch.float32, d)  # noqa: E731
-                v = _Value(self._fused_run(k)(v.w, v.a, v.b, params, dst, part), 1.0, 0.0, mine=True)
+                v = _Value(self._fused_run(k)(v.w, v.a, v.b, params, dst, part, geo), 1.0, 0.0, mine=True)
                 continue
             for n in run:
                 step = self.steps[n]
@@ -198,8 +201,16 @@ class TensorBackend:
         if v.w is not out:
             _affine(v.w, v.a, v.b, out)  # a scale/offset is left (or no step ran)
 
-    def _covered(self, run: tuple[int, ...], w: Tensor) -> bool:
-        return fz.covers([self.ops[i] for n in run for i in self.steps[n].indices], w.shape[1], w.dtype)
+    def _covered(self, run: tuple[int, ...], w: Tensor, matrix: bool = False) -> bool:
+        return fz.covers([self.ops[i] for n in run for i in self.steps[n].indices], w.shape[1], w.dtype, matrix)
+
+    def _geometry(self, k: int, v: _Value, params: Params) -> fz.Geometry | None:
+        """Run ``k``'s matrices and output size from the torch side, for geometric ops the kernel cannot
+        compose itself (``fz.GEOMETRIC``); None when the kernel composes them (or the run has none).
+
+        The hook for general geometry: return ``fz.Geometry(inv, size, border, fill, interpolation)``.
+        """
+        return None
 
     def _fused_run(self, k: int) -> fz.FusedRun:
         got = self._fused_runs.get(k)
