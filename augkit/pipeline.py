@@ -132,6 +132,16 @@ class Pipeline:
         y = self._tensor(xb, params)
         return (y[0] if single else y), params
 
+    def compile(self, example: Tensor, *, copy: bool = True) -> Any:
+        """This pipeline's call for ``example``'s shape, dtype and CUDA device as one CUDA graph.
+
+        Returns a callable ``g(x, return_params=False)`` giving what ``self(x)`` would give, call
+        for call (``augkit.graphs.GraphedPipeline``; docs/gpu.md).
+        """
+        from .graphs import GraphedPipeline
+
+        return GraphedPipeline(self, example, copy=copy)
+
     def _call_numpy(self, x: Any, params: Params | None) -> tuple[Any, Params]:
         if self._albu is None:
             from .backends.albu import AlbuBackend

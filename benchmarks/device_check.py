@@ -116,8 +116,10 @@ def to_markdown(r: dict[str, Any]) -> str:
            f"{m['date']}, torch {m['torch']}, triton {m['triton']}, fused path available: {m['fused_available']}", ""]
     if "accounting" in r:
         out += ["## Kernels and bytes per call (seed pipeline, 3x224x224, counted on meta tensors)", "",
-                "| path | batch | kernels per call | bytes per output element |", "|---|---:|---:|---:|"]
-        out += [f"| {a['path']} | {a['shape'][0]} | {a['kernels']} | {a['bytes_per_element']:.1f} |" for a in r["accounting"]]
+                "| path | batch | kernels per call (replayed params) | bytes per output element | + ops to draw params |",
+                "|---|---:|---:|---:|---:|"]
+        out += [f"| {a['path']} | {a['shape'][0]} | {a['kernels']} | {a['bytes_per_element']:.1f} | {a['sample_ops']} |"
+                for a in r["accounting"]]
         out.append("")
     if "agreement" in r:
         out += ["## Device vs CPU outputs", "", "| pipeline | torch path max abs | fused (auto) max abs | ok |",
@@ -133,7 +135,7 @@ def to_markdown(r: dict[str, Any]) -> str:
     if "timings" in r:
         t = r["timings"]
         out += [f"## Timings (copy bandwidth {t['copy_gb_s']:.1f} GB/s)", "",
-                "| size | batch | case | img/s | ms/call | % of bound | augkit fused / this |", "|---:|---:|---|---:|---:|---:|---:|"]
+                "| size | batch | case | img/s | ms/call | % of bound | augkit / this |", "|---:|---:|---|---:|---:|---:|---:|"]
         for row in t["rows"]:
             if row["status"] != "ok":
                 out.append(f"| {row['size']} | {row['batch_size']} | {row['label']} | skipped: {row['note']} | | | |")

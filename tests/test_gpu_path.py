@@ -356,3 +356,26 @@ def test_fused_run_with_a_given_geometry_equals_in_kernel_composition():
     assert fz.covers([ak.Normalize()], 3, torch.uint8) and fz.covers(ops, 3, torch.uint8, matrix=True)
     with pytest.raises(ValueError, match="geometry must have"):
         run(x, 1 / 255, 0.0, p, torch.empty(b, 3, h, w), part, geometry=fz.Geometry(inv, (h + 1, w)))
+
+
+# ---- CUDA graphs ---------------------------------------------------------------------------------
+def test_compile_needs_a_cuda_batch():
+    with pytest.raises(ValueError, match="needs a CUDA tensor batch"):
+        ak.default_pipeline().compile(torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_compiled_pipeline_equals_eager_call_for_call():
+    x = torch.randint(0, 256, (8, 3, 64, 64), dtype=torch.uint8, device="cuda")
+    eager, graphed = ak.default_pipeline(seed=5), ak.default_pipeline(seed=5)
+    g = graphed.compile(x)
+    kept = []
+    for _ in range(3):
+        y, p = g(x, return_params=True)
+        want, pw = eager(x, return_params=True)
+        assert torch.equal(p[2]["scale"], pw[2]["scale"]) and torch.equal(p[4]["seed"], pw[4]["seed"])
+        assert (y - want).abs().max() <= 1e-6
+        kept.append((y, y.clone()))
+    assert all(torch.equal(a, b) for a, b in kept)  # outputs handed out are never written again
+    with pytest.raises(ValueError, match="compile again"):
+        g(x[:4])

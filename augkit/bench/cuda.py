@@ -73,6 +73,10 @@ def accelerator_cases(pipe: Pipeline, x: Tensor, peers: tuple[str, ...] = ("korn
                       log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Time augkit fused, augkit torch path and the peers on batch ``x``; one row each, with % of the bound.
 
+    ``augkit`` draws params on the device each call, as a training loop (and every peer) does; the
+    ``-replay`` rows replay params drawn once: the cost of the augmentation alone, fused and torch path.
+    ``augkit_ratio`` is augkit's images/s over the row's.
+
     A peer that cannot be imported or compiled gets ``status: skipped`` and the reason, never an exception.
     """
     say = log or (lambda s: None)
@@ -81,8 +85,11 @@ def accelerator_cases(pipe: Pipeline, x: Tensor, peers: tuple[str, ...] = ("korn
     bound_s = x.numel() * BOUND_BYTES / bandwidth if bandwidth else None
     params = pipe.sample(bsz, dev)
     makers: list[tuple[str, str, Callable[[], Callable[[], Any]]]] = [
-        ("augkit-fused", "augkit, fused path", lambda: _call(Pipeline(pipe.ops, pipe.seed, fused="auto"), x, params)),
-        ("augkit-torch", "augkit, torch path", lambda: _call(Pipeline(pipe.ops, pipe.seed, fused="never"), x, params)),
+        ("augkit", "augkit (fused), drawing params", lambda: _call(Pipeline(pipe.ops, pipe.seed), x, None)),
+        ("augkit-replay", "augkit (fused), replayed params", lambda: _call(Pipeline(pipe.ops, pipe.seed), x, params)),
+        ("augkit-torch-replay", "augkit torch path, replayed params",
+         lambda: _call(Pipeline(pipe.ops, pipe.seed, fused="never"), x, params)),
+        ("augkit-graph", "augkit (fused) as a CUDA graph, drawing params", lambda: _graphed(pipe, x)),
     ]
     if "kornia" in peers:
         makers.append(("kornia", "Kornia eager", lambda: _peer(x, dev, pipe, compiled=False)))
@@ -94,7 +101,7 @@ def accelerator_cases(pipe: Pipeline, x: Tensor, peers: tuple[str, ...] = ("korn
     rows = []
     for case, label, make in makers:
         row: dict[str, Any] = {"case": case, "label": label, "size": h, "width": w, "batch_size": bsz,
-                               "device": str(dev), "status": "ok", "note": inactive if case == "augkit-fused" else ""}
+                               "device": str(dev), "status": "ok", "note": inactive if case in ("augkit", "augkit-replay") else ""}
         try:
             fn = make()
             fn()
@@ -108,14 +115,20 @@ def accelerator_cases(pipe: Pipeline, x: Tensor, peers: tuple[str, ...] = ("korn
                    pct_bound=100 * bound_s / t["s_per_call"] if bound_s else None)
         rows.append(row)
         say(f"  {label:<28} {row['img_s']:>12,.0f} img/s  {row['ms_per_call']:8.3f} ms/call")
-    ours = next((r for r in rows if r["case"] == "augkit-fused" and r["status"] == "ok"), None)
+    ours = next((r for r in rows if r["case"] == "augkit" and r["status"] == "ok"), None)
     for r in rows:
         r["augkit_ratio"] = ours["img_s"] / r["img_s"] if ours and r["status"] == "ok" else None
     return rows
 
 
 def _call(p: Pipeline, x: Tensor, params: Any) -> Callable[[], Tensor]:
+    """A call replaying ``params``, or drawing fresh ones on the device when None (a training loop's call)."""
     return lambda: p(x, params=params)
+
+
+def _graphed(pipe: Pipeline, x: Tensor) -> Callable[[], Tensor]:
+    g = Pipeline(pipe.ops, pipe.seed).compile(x)  # raises on a non-CUDA batch: the row is skipped
+    return lambda: g(x)
 
 
 def _peer(x: Tensor, dev: torch.device, pipe: Pipeline, compiled: bool) -> Callable[[], Tensor]:

@@ -18,7 +18,7 @@ import torch.utils._pytree as pytree
 from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 
-__all__ = ["OpCounter", "OpCount", "count_pipeline_ops", "account", "accounting_table", "VIEW_OPS", "ALLOC_OPS"]
+__all__ = ["OpCounter", "OpCount", "count_pipeline_ops", "count_sample_ops", "account", "accounting_table", "VIEW_OPS", "ALLOC_OPS"]
 
 # ops that make a view or metadata only: no kernel on a GPU
 VIEW_OPS = frozenset({
@@ -103,6 +103,14 @@ def count_pipeline_ops(pipe: Any, shape: tuple[int, int, int, int], dtype: torch
     return c.count
 
 
+def count_sample_ops(pipe: Any, n: int) -> OpCount:
+    """Ops one ``pipe.sample(n)`` issues (on the CPU; the same ops run on any device)."""
+    pipe.sample(n)
+    with OpCounter() as c:
+        pipe.sample(n)
+    return c.count
+
+
 def account(pipe: Any, shape: tuple[int, int, int, int], path: str, dtype: torch.dtype = torch.uint8) -> dict[str, Any]:
     """Kernels per call and bytes moved per output element of ``pipe`` on ``path`` ("fused" or "torch").
 
@@ -125,6 +133,7 @@ def account(pipe: Any, shape: tuple[int, int, int, int], path: str, dtype: torch
     moved = c.count.bytes_read + c.count.bytes_written + sum(k.bytes_read + k.bytes_written for k in launches)
     return {
         "path": path, "shape": list(shape), "kernels": c.count.ops + len(launches), "torch_ops": c.count.ops,
+        "sample_ops": count_sample_ops(pipe, shape[0]).ops,
         "triton_launches": len(launches), "bytes_per_element": moved / n_out,
         "ops_by_name": dict(sorted(c.count.by_name.items())) | {k.name: 1 for k in launches},
     }

@@ -403,7 +403,7 @@ def _cuda_rows(size: int, batch: int, x: Tensor, pipe: Pipeline, peers: tuple[st
     wanted = tuple(p for p in ("kornia", "kornia-compiled") if "kornia" in peers)
     rows = []
     for r in C.accelerator_cases(pipe, x, wanted, calls=calls, warmup=warm, bandwidth=gb_s * 1e9, log=say):
-        case = "augkit" if r["case"] == "augkit-fused" else r["case"]
+        case = r["case"]
         row = _row(case, r["label"], size, batch, "batched", status=r["status"], note=r["note"])
         if r["status"] == "ok":
             row.update(img_s=r["img_s"], median_s=r["s_per_call"], times_s=r["rounds_s_per_call"],
