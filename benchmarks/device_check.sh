@@ -8,11 +8,11 @@ cd "$(dirname "$0")/.."
 mkdir -p benchmarks/results
 python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'device_check: no CUDA device visible')" || exit 2
 echo "== CUDA tests (tensor backend, pipeline, GPU path)"
-timeout 240 python -m pytest -q -rs tests/test_gpu_path.py tests/test_tensor_backend.py tests/test_pipeline.py \
+timeout 180 python -m pytest -q -rs tests/test_gpu_path.py tests/test_tensor_backend.py tests/test_pipeline.py \
     -p no:cacheprovider 2>&1 | tee benchmarks/results/device-check-tests.txt | tail -15
 tests=${PIPESTATUS[0]}
 echo "== accounting, agreement, syncs, timings"
-timeout 300 python benchmarks/device_check.py --device cuda --out benchmarks/results
+timeout 270 python benchmarks/device_check.py --device cuda --out benchmarks/results
 check=$?
 echo "tests exit $tests, check exit $check; results in benchmarks/results/device-check-cuda.md"
 [ "$tests" -eq 0 ] && [ "$check" -eq 0 ]
