@@ -165,14 +165,14 @@ class FusedRun:
             fill = geometry.fill
         else:
             gcodes = tuple(GEOMETRIC[type(op)][0] for _, op in self.geo)
-            gp = tuple(tuple(params[i][k] for k in GEOMETRIC[type(op)][1]) for i, op in self.geo)
+            gp = tuple(tuple(params[i][k].contiguous() for k in GEOMETRIC[type(op)][1]) for i, op in self.geo)
         pcodes, pp = [], []
         for i, op in self.point:
             pcodes.append(POINTWISE[type(op)][0])
             if isinstance(op, Normalize):
                 pp.append(self._normalize_consts(op, c, x.device))
             else:
-                pp.append(tuple(params[i][k] for k in POINTWISE[type(op)][1]))
+                pp.append(tuple(params[i][k].contiguous() for k in POINTWISE[type(op)][1]))
         tiles = math.ceil(ho * wo / TILE)
         partials = part((bsz, tiles)) if self.stop >= 0 else out  # unused pointer without Contrast
         grid = (bsz, tiles)
