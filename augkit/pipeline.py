@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import torch
@@ -14,6 +15,12 @@ from .backends.tensor import TensorBackend
 from .ops import FLOAT_TOLERANCE, Contrast, Normalize, Op, check_channels, op_from_dict
 from .params import Params
 from .random import KEY_HIGH, Draw, sample_key
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+    from .backends.albu import AlbuBackend
+    from .module import Augment
 
 __all__ = ["Pipeline", "default_pipeline"]
 
@@ -36,7 +43,7 @@ class Pipeline:
     to get float32 on the same device, each sample with its own random parameters.
     """
 
-    def __init__(self, ops: list[Op], seed: int | None = None, *, check: str = "auto", fused: str = "auto") -> None:
+    def __init__(self, ops: Sequence[Op], seed: int | None = None, *, check: str = "auto", fused: str = "auto") -> None:
         ops = list(ops)
         for i, op in enumerate(ops):
             if not isinstance(op, Op):
@@ -55,7 +62,7 @@ class Pipeline:
         self._checked: set[torch.device] = set()  # devices whose first float input was checked
         self._generators: dict[tuple[torch.device, int | None], torch.Generator] = {}
         self._tensor = TensorBackend(ops, fused=fused)
-        self._albu = None  # built on first numpy call
+        self._albu: AlbuBackend | None = None  # built on first numpy call
 
     def __repr__(self) -> str:
         inner = "".join(f"\n    {op!r}," for op in self.ops)
@@ -99,8 +106,8 @@ class Pipeline:
             keys = torch.randint(0, KEY_HIGH - 1, (n,), generator=rng, device=rng.device)
         elif keys.shape != (n,):
             raise ValueError(f"keys must have shape ({n},), got {tuple(keys.shape)}")
-        draw = Draw(keys.to(device=device, dtype=torch.int64))  # the seed enters through the keys
-        return Params(tuple(type(op).__name__ for op in self.ops), tuple(op.sample(n, draw.child(i)) for i, op in enumerate(self.ops)))
+        draws = Draw(keys.to(device=device, dtype=torch.int64)).children(len(self.ops))  # the seed enters through the keys
+        return Params(tuple(type(op).__name__ for op in self.ops), tuple(op.sample(n, d) for op, d in zip(self.ops, draws)))
 
     def sample_keyed(self, keys: Any, device: torch.device | str = "cpu") -> Params:
         """Params whose row i depends only on ``keys[i]``, ints in [0, 2**63) (not on ``seed``).
@@ -112,7 +119,22 @@ class Pipeline:
         return self.sample(len(keys), device, keys=keys)
 
     # execution ------------------------------------------------------------------------
+    @overload
+    def __call__(self, x: Tensor, *, params: Params | None = ..., return_params: Literal[False] = ...) -> Tensor: ...
+    @overload
+    def __call__(self, x: Tensor, *, params: Params | None = ..., return_params: Literal[True]) -> tuple[Tensor, Params]: ...
+    @overload
+    def __call__(
+        self, x: np.ndarray | PILImage, *, params: Params | None = ..., return_params: Literal[False] = ...
+    ) -> np.ndarray: ...
+    @overload
+    def __call__(
+        self, x: np.ndarray | PILImage, *, params: Params | None = ..., return_params: Literal[True]
+    ) -> tuple[np.ndarray, Params]: ...
+    @overload
+    def __call__(self, x: Any, *, params: Params | None = ..., return_params: bool = ...) -> Any: ...
     def __call__(self, x: Any, *, params: Params | None = None, return_params: bool = False) -> Any:
+        """Tensor (B,C,H,W)/(C,H,W) -> float32 tensor on its device; numpy HWC / PIL image -> numpy HWC."""
         if isinstance(x, Tensor):
             y, params = self._call_tensor(x, params)
         elif isinstance(x, np.ndarray) or _is_pil(x):
@@ -152,6 +174,22 @@ class Pipeline:
             params = self.sample(1)
         return self._albu(img, params), params
 
+    def as_module(self, eval_pipe: Pipeline | None = None) -> Augment:
+        """This pipeline as a ``torch.nn.Module``: ``ak.Augment(self, eval_pipe)``."""
+        from .module import Augment
+
+        return Augment(self, eval_pipe)
+
+    @classmethod
+    def from_albumentations(cls, compose: Any, seed: int | None = None) -> Pipeline:
+        """An augkit pipeline from an ``A.Compose``, its ``A.to_dict`` dict, or a path to an ``A.save`` file.
+
+        Table-driven (``augkit.interop``); raises one error naming every transform that does not map.
+        """
+        from .interop import from_albumentations
+
+        return from_albumentations(compose, seed=seed)
+
     def to_albumentations(self) -> Any:
         """A plain ``albumentations.Compose`` with the same ops and distributions, seeded with ``seed``.
 
@@ -171,8 +209,8 @@ class Pipeline:
             raise ValueError(f"x must have C, H and W > 0, got shape {tuple(x.shape)}")
         check_channels(self.ops, c, f"x of shape {tuple(x.shape)}")
         if xb.dtype.is_floating_point and xb.numel() and self._wants_check(xb.device):
-            lo, hi = torch.aminmax(xb)
-            lo, hi = float(lo), float(hi)
+            lo_t, hi_t = torch.aminmax(xb)
+            lo, hi = float(lo_t), float(hi_t)
             if not (lo >= -FLOAT_TOLERANCE and hi <= 1 + FLOAT_TOLERANCE):
                 raise ValueError(f"float x must hold values in [0, 1], got min {lo:.4g}, max {hi:.4g}; divide uint8 data by 255")
             self._checked.add(xb.device)
@@ -198,6 +236,8 @@ class Pipeline:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Pipeline:
+        if isinstance(d, dict) and "transform" in d and "ops" not in d:  # what A.to_dict / A.save write
+            return cls.from_albumentations(d)
         if not isinstance(d, dict) or not isinstance(d.get("ops"), list):
             raise ValueError(f"a pipeline dict needs an 'ops' list, got {d!r}")
         return cls([op_from_dict(o) for o in d["ops"]], seed=d.get("seed"))

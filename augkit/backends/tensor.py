@@ -269,8 +269,8 @@ class TensorBackend:
         moved = params[step.indices[0]]["apply"]  # which samples any op of the run changed
         for i in step.indices[1:]:
             moved = moved | params[i]["apply"]
-        one = torch.ones(bsz, device=w.device) if ax is None or ay is None else None
-        ax, ay = (one if ax is None else ax), (one if ay is None else ay)
+        ax = torch.ones(bsz, device=w.device) if ax is None else ax
+        ay = torch.ones(bsz, device=w.device) if ay is None else ay
         # outside the image must read as ``fill``: shift values so fill sits at 0 in w-units
         c = (fill - v.b) / v.a
         src = w
@@ -310,9 +310,10 @@ class TensorBackend:
         bsz, n = v.w.shape[0], v.w[0].numel()
         half = (n + 1) // 2
         rows = min(bsz, F.noise_block_rows(n, v.w.device))
-        work = tuple(
-            self._ws.get(name, (rows, half), dt, v.w.device)
-            for name, dt in (("nz_h", torch.int32), ("nz_t", torch.int32), ("nz_r", torch.float32))
+        work = (
+            self._ws.get("nz_h", (rows, half), torch.int32, v.w.device),
+            self._ws.get("nz_t", (rows, half), torch.int32, v.w.device),
+            self._ws.get("nz_r", (rows, half), torch.float32, v.w.device),
         )
         std = F.masked(p["std"], p["apply"], 0.0)
         d = self._dst(v, out)
