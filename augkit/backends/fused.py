@@ -130,7 +130,7 @@ class FusedRun:
         self.border = BORDERS["constant"]
         self.interpolation = INTERPOLATIONS["bilinear"]
         self.stop = next((k for k, (_, op) in enumerate(self.point) if isinstance(op, NEEDS_REDUCTION)), -1)
-        self._consts: dict[torch.device, tuple] = {}
+        self._consts: dict[tuple[int, int, torch.device], tuple[Tensor, Tensor]] = {}
         self._lock = threading.Lock()
 
     def _normalize_consts(self, op: Normalize, c: int, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -156,6 +156,8 @@ class FusedRun:
         if not x.is_contiguous():
             x = x.contiguous()
         border, interp, fill = self.border, self.interpolation, self.fill
+        gcodes: tuple[int, ...]
+        gp: tuple[tuple[Tensor, ...], ...]
         if geometry is not None:
             if tuple(geometry.size) != (ho, wo) or tuple(geometry.inv.shape) != (bsz, 2, 3):
                 raise ValueError(f"geometry must have inv (B, 2, 3) and size {(ho, wo)}, got "
@@ -166,7 +168,8 @@ class FusedRun:
         else:
             gcodes = tuple(GEOMETRIC[type(op)][0] for _, op in self.geo)
             gp = tuple(tuple(params[i][k].contiguous() for k in GEOMETRIC[type(op)][1]) for i, op in self.geo)
-        pcodes, pp = [], []
+        pcodes: list[int] = []
+        pp: list[tuple[Tensor, ...]] = []
         for i, op in self.point:
             pcodes.append(POINTWISE[type(op)][0])
             if isinstance(op, Normalize):

@@ -138,7 +138,7 @@ class TensorBackend:
         return {"ops": self.ops, "fused": self.fused}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["ops"], state["fused"])
+        TensorBackend.__init__(self, state["ops"], state["fused"])
 
     @property
     def _ws(self) -> _Workspace:
@@ -225,6 +225,7 @@ class TensorBackend:
         got = self._consts.get(key)
         if got is None:
             op = self.ops[step.indices[0]]
+            assert isinstance(op, Normalize)
             mean = torch.tensor(op.mean, dtype=torch.float32).expand(c).contiguous().to(device)
             std = torch.tensor(op.std, dtype=torch.float32).expand(c).contiguous().to(device)
             got = self._consts[key] = (mean, std)
