@@ -14,6 +14,7 @@ from .backends.tensor import TensorBackend
 from .ops import FLOAT_TOLERANCE, Contrast, Normalize, Op, check_channels, op_from_dict
 from .params import Params
 from .random import KEY_HIGH, Draw, sample_key
+from .targets import check_min_visibility, check_targets, transform_targets
 
 __all__ = ["Pipeline", "default_pipeline"]
 
@@ -25,12 +26,16 @@ class Pipeline:
     Args:
         ops: op specs, applied in order. ``Normalize``, if present, must be last.
         seed: seeds the pipeline's generators (one per device); ``None`` draws a random seed.
+        mask_fill: the mask value where a geometric op brings in area from outside the image.
+        min_visibility: boxes whose visible fraction falls below this are dropped (0: only
+            boxes with no area left). See docs/targets.md.
 
     Call it on a (B, C, H, W) or (C, H, W) tensor (uint8, or float in [0, 1]) on any device
-    to get float32 on the same device, each sample with its own random parameters.
+    to get float32 on the same device, each sample with its own random parameters. With target
+    keywords (``masks``, ``boxes``, ``keypoints``, ``labels``) it returns a dict instead.
     """
 
-    def __init__(self, ops: list[Op], seed: int | None = None) -> None:
+    def __init__(self, ops: list[Op], seed: int | None = None, *, mask_fill: int = 0, min_visibility: float = 0.0) -> None:
         ops = list(ops)
         for i, op in enumerate(ops):
             if not isinstance(op, Op):
@@ -41,15 +46,25 @@ class Pipeline:
             seed = int(torch.randint(0, 2**31, ()).item())
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int or None, got {seed!r}")
+        if isinstance(mask_fill, bool) or not isinstance(mask_fill, int) or not 0 <= mask_fill <= 255:
+            raise ValueError(f"mask_fill must be an int in [0, 255], got {mask_fill!r}")
         self.ops = ops
         self.seed = seed
+        self.mask_fill = mask_fill
+        self.min_visibility = check_min_visibility(min_visibility)
         self._generators: dict[tuple[torch.device, int | None], torch.Generator] = {}
         self._tensor = TensorBackend(ops)
         self._albu = None  # built on first numpy call
 
     def __repr__(self) -> str:
         inner = "".join(f"\n    {op!r}," for op in self.ops)
-        return f"Pipeline([{inner}\n], seed={self.seed})"
+        extra = "".join(f", {k}={v!r}" for k, v in self._target_options().items())
+        return f"Pipeline([{inner}\n], seed={self.seed}{extra})"
+
+    def _target_options(self) -> dict[str, Any]:
+        """The target options that differ from their defaults (so older dicts stay as they were)."""
+        opts = {"mask_fill": self.mask_fill, "min_visibility": self.min_visibility}
+        return {k: v for k, v in opts.items() if v != 0}
 
     # randomness -----------------------------------------------------------------------
     def generator(self, device: torch.device | str = "cpu") -> torch.Generator:
@@ -102,14 +117,78 @@ class Pipeline:
         return self.sample(len(keys), device, keys=keys)
 
     # execution ------------------------------------------------------------------------
-    def __call__(self, x: Any, *, params: Params | None = None, return_params: bool = False) -> Any:
+    def __call__(
+        self,
+        x: Any,
+        *,
+        params: Params | None = None,
+        return_params: bool = False,
+        masks: Any = None,
+        mask: Any = None,
+        boxes: Any = None,
+        keypoints: Any = None,
+        labels: Any = None,
+    ) -> Any:
+        """Augment ``x``; with targets, return a dict (docs/targets.md).
+
+        Tensor x (B, C, H, W): ``masks`` (B, [K,] H, W) integer/bool, ``boxes`` a list of B
+        (Ni, 4) xyxy pixel-edge tensors, ``keypoints`` a list of B (Ni, 2) xy, ``labels`` a list
+        of B (Ni,). One image (numpy, PIL or a (C, H, W) tensor): ``mask`` (H, W) or (K, H, W)
+        (numpy HW or HWK for numpy images), ``boxes`` (N, 4), ``keypoints`` (N, 2), ``labels`` (N,).
+        """
+        given = {k: v for k, v in (("masks", masks), ("mask", mask), ("boxes", boxes), ("keypoints", keypoints), ("labels", labels)) if v is not None}
         if isinstance(x, Tensor):
             y, params = self._call_tensor(x, params)
+            if given:
+                y = self._targets_tensor(x, y, params, given)
         elif isinstance(x, np.ndarray) or _is_pil(x):
-            y, params = self._call_numpy(x, params)
+            if given:
+                y, params = self._call_numpy_targets(x, params, given)
+            else:
+                y, params = self._call_numpy(x, params)
         else:
             raise TypeError(f"x must be a torch.Tensor (B,C,H,W)/(C,H,W), a numpy HWC array or a PIL image, got {type(x).__name__}")
         return (y, params) if return_params else y
+
+    def _targets_tensor(self, x: Tensor, y: Tensor, params: Params, given: dict[str, Any]) -> dict[str, Any]:
+        single = x.dim() == 3
+        if single and "masks" in given or not single and "mask" in given:
+            raise TypeError("a batch takes masks= (B, [K,] H, W); one image takes mask= ((K,) H, W)")
+        t = check_targets(
+            1 if single else x.shape[0], tuple(x.shape[-2:]), single=single,
+            masks=given.get("mask" if single else "masks"), **{k: given.get(k) for k in ("boxes", "keypoints", "labels")},
+        )
+        out = transform_targets(self.ops, params.to(x.device), tuple(x.shape[-2:]), t, mask_fill=self.mask_fill, min_visibility=self.min_visibility)
+        if single:
+            out = {k: v[0] for k, v in out.items()}
+            if "masks" in out:
+                out["mask"] = out.pop("masks")
+        return {"image": y, **out}
+
+    def _call_numpy_targets(self, x: Any, params: Params | None, given: dict[str, Any]) -> tuple[dict[str, Any], Params]:
+        """One image with targets: the image through Albumentations, targets through the same matrices."""
+        if "masks" in given:
+            raise TypeError("one numpy image takes mask= ((H, W) or (H, W, K)), not masks=")
+        y, params = self._call_numpy(x, params)
+        img = np.asarray(x)
+        mask = given.get("mask")
+        if mask is not None:
+            if not isinstance(mask, np.ndarray):
+                raise TypeError(f"mask must be a numpy array (H, W) or (H, W, K) for a numpy image, got {type(mask).__name__}")
+            if mask.ndim not in (2, 3):
+                raise ValueError(f"mask must be (H, W) or (H, W, K), got shape {mask.shape}")
+            mask = torch.from_numpy(np.ascontiguousarray(mask if mask.ndim == 2 else mask.transpose(2, 0, 1)))
+        t = check_targets(1, img.shape[:2], single=True, masks=mask, **{k: given.get(k) for k in ("boxes", "keypoints", "labels")})
+        out = transform_targets(self.ops, params.to("cpu"), img.shape[:2], t, mask_fill=self.mask_fill, min_visibility=self.min_visibility)
+        res: dict[str, Any] = {"image": y}
+        for k, v in out.items():
+            v = v[0]
+            if isinstance(v, Tensor):
+                v = v.numpy()
+            if k == "masks":
+                k, v = "mask", (v if v.ndim == 2 else v.transpose(1, 2, 0))
+            res[k] = v
+        return res, params
 
     def _call_tensor(self, x: Tensor, params: Params | None) -> tuple[Tensor, Params]:
         single = x.dim() == 3
@@ -168,13 +247,14 @@ class Pipeline:
 
     # serialization --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "ops": [op.to_dict() for op in self.ops]}
+        return {"seed": self.seed, "ops": [op.to_dict() for op in self.ops], **self._target_options()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Pipeline:
         if not isinstance(d, dict) or not isinstance(d.get("ops"), list):
             raise ValueError(f"a pipeline dict needs an 'ops' list, got {d!r}")
-        return cls([op_from_dict(o) for o in d["ops"]], seed=d.get("seed"))
+        opts = {k: d[k] for k in ("mask_fill", "min_visibility") if k in d}
+        return cls([op_from_dict(o) for o in d["ops"]], seed=d.get("seed"), **opts)
 
     def to_yaml(self, path: str | Path | None = None) -> str:
         """YAML text of ``to_dict()``; also written to ``path`` if given."""

@@ -1,0 +1,320 @@
+"""Targets through the geometric matrices: masks, boxes and keypoints, one function per kind.
+
+Every run of geometric ops is one (B, 3, 3) matrix per sample mapping input pixel coordinates
+to output pixel coordinates (pixel centres at integers, x right, y down) plus an output size;
+photometric ops leave targets alone (an op's ``kind`` says which it is). So a target needs one
+kernel per kind, never one per op:
+
+- ``warp_masks``: nearest-neighbour (class ids are never blended), any integer/bool dtype,
+  outside the input reads ``fill``. A source position rounds half up, as OpenCV's INTER_NEAREST.
+- ``map_boxes``: ``xyxy`` in pixel-EDGE coordinates (the image spans [0, W] x [0, H],
+  Albumentations' ``pascal_voc``): the axis-aligned box around the four transformed corners,
+  clipped to the output, dropped when its visible fraction (clipped area over unclipped area)
+  falls below ``min_visibility`` or nothing is left.
+- ``map_keypoints``: ``xy`` in the same edge coordinates; moved, never dropped; visible when
+  inside [0, W) x [0, H) of the output.
+
+Edge coordinate u is pixel-centre coordinate u - 0.5, so points are shifted by half a pixel on
+the way into the matrices and back. Ragged batches (Ni boxes in sample i) are concatenated with
+a sample-id vector: each point is transformed by its sample's matrix in one batched call and
+split back, with no Python loop over samples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._geometry_stub import run_matrix  # TODO(tgt): augkit.geometry once geo lands
+from .ops import Op
+from .params import Params
+
+__all__ = [
+    "Targets",
+    "TARGET_KEYS",
+    "pipeline_matrix",
+    "warp_masks",
+    "map_boxes",
+    "map_keypoints",
+    "check_targets",
+    "transform_targets",
+    "Ragged",
+]
+
+TARGET_KEYS = ("masks", "boxes", "keypoints", "labels")
+
+
+# ragged lists -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Ragged:
+    """A list of B tensors (Ni, ...) as one (N, ...) tensor plus a (N,) sample-id vector."""
+
+    values: Tensor  # (N, ...)
+    sample: Tensor  # (N,) int64: which sample each row belongs to
+    counts: tuple[int, ...]  # Ni per sample (host ints: the list lengths we were given)
+
+    @staticmethod
+    def from_list(parts: Sequence[Tensor], device: torch.device) -> Ragged:
+        counts = tuple(int(p.shape[0]) for p in parts)
+        values = torch.cat([p.to(device) for p in parts]) if parts else torch.empty(0, device=device)
+        sample = torch.repeat_interleave(torch.arange(len(parts), device=device), torch.tensor(counts, device=device))
+        return Ragged(values, sample, counts)
+
+    def split(self, values: Tensor, keep: Tensor | None = None) -> list[Tensor]:
+        """``values`` (N, ...) row-aligned with ours -> B tensors, rows where ``keep`` (N,) only."""
+        if keep is None:
+            return list(torch.split(values, list(self.counts)))
+        counts = torch.bincount(self.sample[keep], minlength=len(self.counts)).tolist()  # one host sync
+        return list(torch.split(values[keep], counts))
+
+    def local_index(self) -> Tensor:
+        """(N,) int64: each row's index inside its own sample."""
+        starts = torch.tensor((0, *self.counts[:-1]), device=self.values.device).cumsum(0) if self.counts else self.sample
+        return torch.arange(self.values.shape[0], device=self.values.device) - starts[self.sample]
+
+
+# the matrices -------------------------------------------------------------------------
+def pipeline_matrix(ops: Sequence[Op], params: Params, hw: tuple[int, int]) -> tuple[Tensor, tuple[int, int]]:
+    """(M, out_hw): the whole pipeline's input -> output matrix (B, 3, 3) float64 and output size.
+
+    Each run of consecutive geometric ops contributes ``geometry.run_matrix``; photometric ops
+    move nothing, so the runs compose across them. The identity when there is no geometric op.
+    """
+    m: Tensor | None = None
+    run: list[int] = []
+
+    def close(m: Tensor | None, hw: tuple[int, int]) -> tuple[Tensor | None, tuple[int, int]]:
+        if not run:
+            return m, hw
+        sub = Params(tuple(params.names[i] for i in run), tuple(params[i] for i in run))
+        mr, hw = run_matrix([ops[i] for i in run], sub, hw)
+        mr = mr.double()
+        run.clear()
+        return (mr if m is None else mr @ m), hw
+
+    for i, op in enumerate(ops):
+        if op.kind == "geometric":
+            run.append(i)
+        else:
+            m, hw = close(m, hw)
+    m, hw = close(m, hw)
+    if m is None:
+        apply = params[0]["apply"] if len(params) else torch.zeros(0)
+        m = torch.eye(3, dtype=torch.float64, device=apply.device).expand(params.batch_size, 3, 3)
+    return m, hw
+
+
+# kernels ------------------------------------------------------------------------------
+def warp_masks(masks: Tensor, m: Tensor, out_hw: tuple[int, int], fill: int | float = 0) -> Tensor:
+    """Nearest-neighbour warp of masks by input -> output matrices ``m``; exact for any dtype.
+
+    Output pixel (j, i) reads the input at round(M^-1 (j, i)) (half up); outside reads ``fill``.
+    Shape: masks (B, K, H, W), m (B, 3, 3) affine -> (B, K, oh, ow), masks' dtype.
+    """
+    b, k, h, w = masks.shape
+    oh, ow = out_hw
+    inv = torch.linalg.inv(m.double()).to(torch.float64)  # (B, 3, 3), tiny: keep float64
+    dev = masks.device
+    j = torch.arange(ow, dtype=torch.float64, device=dev)
+    i = torch.arange(oh, dtype=torch.float64, device=dev)
+    # source = inv[:2, :2] @ (j, i) + inv[:2, 2], as separable ramps (B, oh, ow)
+    sx = inv[:, 0, 0, None, None] * j + inv[:, 0, 1, None, None] * i[:, None] + inv[:, 0, 2, None, None]
+    sy = inv[:, 1, 0, None, None] * j + inv[:, 1, 1, None, None] * i[:, None] + inv[:, 1, 2, None, None]
+    sx = torch.floor(sx + 0.5)
+    sy = torch.floor(sy + 0.5)
+    inside = (sx >= 0) & (sx <= w - 1) & (sy >= 0) & (sy <= h - 1)  # (B, oh, ow)
+    flat = (sy.clamp(0, h - 1) * w + sx.clamp(0, w - 1)).long().view(b, 1, oh * ow).expand(b, k, oh * ow)
+    out = torch.gather(masks.reshape(b, k, h * w), 2, flat).view(b, k, oh, ow)
+    return out.masked_fill_(~inside[:, None], fill)
+
+
+def _points(m: Tensor, sample: Tensor, pts: Tensor) -> Tensor:
+    """Edge-coordinate points (N, P, 2) -> through their samples' matrices ``m[sample]`` (float64)."""
+    a = m[sample]  # (N, 3, 3)
+    c = pts.double() - 0.5  # edge -> centre coordinates
+    out = torch.einsum("nij,npj->npi", a[:, :2, :2], c) + a[:, None, :2, 2]
+    return out + 0.5
+
+
+def map_boxes(
+    boxes: Tensor, sample: Tensor, m: Tensor, out_hw: tuple[int, int], min_visibility: float = 0.0
+) -> tuple[Tensor, Tensor]:
+    """Boxes through their samples' matrices: (boxes (N, 4) float32 clipped, keep (N,) bool).
+
+    Each box becomes the axis-aligned box around its 4 transformed corners (exact for flips,
+    scales, translations and 90-degree turns; the enclosing box for rotations and shears),
+    clipped to [0, ow] x [0, oh]. ``keep`` is False for boxes with no area left or whose
+    clipped area is below ``min_visibility`` times their unclipped area.
+    Shape: boxes (N, 4) xyxy edge coordinates, sample (N,) int64, m (B, 3, 3).
+    """
+    oh, ow = out_hw
+    x1, y1, x2, y2 = boxes.double().unbind(1)
+    corners = torch.stack((torch.stack((x1, y1), 1), torch.stack((x2, y1), 1), torch.stack((x1, y2), 1), torch.stack((x2, y2), 1)), 1)
+    moved = _points(m, sample, corners)  # (N, 4, 2)
+    lo, hi = moved.amin(1), moved.amax(1)  # (N, 2)
+    area = (hi - lo).prod(1)
+    lo_c = torch.stack((lo[:, 0].clamp(0, ow), lo[:, 1].clamp(0, oh)), 1)
+    hi_c = torch.stack((hi[:, 0].clamp(0, ow), hi[:, 1].clamp(0, oh)), 1)
+    size = hi_c - lo_c
+    clipped = size.prod(1)
+    keep = (size > 0).all(1) & (clipped >= min_visibility * area)
+    return torch.cat((lo_c, hi_c), 1).float(), keep
+
+
+def map_keypoints(points: Tensor, sample: Tensor, m: Tensor, out_hw: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """Keypoints through their samples' matrices: (points (N, 2) float32, visible (N,) bool).
+
+    Shape: points (N, 2) xy edge coordinates, sample (N,) int64, m (B, 3, 3).
+    """
+    oh, ow = out_hw
+    moved = _points(m, sample, points[:, None, :])[:, 0]  # (N, 2)
+    x, y = moved.unbind(1)
+    visible = (x >= 0) & (x < ow) & (y >= 0) & (y < oh)
+    return moved.float(), visible
+
+
+# checks -------------------------------------------------------------------------------
+def _as_float_rows(t: Any, name: str, cols: int, where: str) -> Tensor:
+    if not isinstance(t, Tensor):
+        try:
+            import numpy as np
+
+            t = torch.as_tensor(np.asarray(t, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise TypeError(f"{name}{where} must be a float tensor (N, {cols}), got {type(t).__name__}") from None
+    if t.dim() == 1 and t.numel() == 0:
+        t = t.reshape(0, cols)
+    if t.dim() != 2 or t.shape[1] != cols:
+        raise ValueError(f"{name}{where} must have shape (N, {cols}), got {tuple(t.shape)}")
+    if not (t.dtype.is_floating_point or t.dtype in (torch.int16, torch.int32, torch.int64, torch.uint8)):
+        raise TypeError(f"{name}{where} must hold numbers, got dtype {t.dtype}")
+    t = t.float() if not t.dtype.is_floating_point else t
+    if t.numel() and not bool(torch.isfinite(t).all()):
+        row = int((~torch.isfinite(t)).any(1).nonzero()[0, 0])
+        raise ValueError(f"{name}{where} must be finite, got {t[row].tolist()} in row {row}")
+    return t
+
+
+def _check_list(v: Any, name: str, b: int) -> list[Any]:
+    if isinstance(v, Tensor) and b == 1 and v.dim() == 2:
+        return [v]
+    if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) and not isinstance(v, Tensor):
+        raise TypeError(f"{name} must be a list of B = {b} tensors (one per sample), got {type(v).__name__}")
+    v = list(v)
+    if len(v) != b:
+        raise ValueError(f"{name} must be a list of B = {b} tensors (one per sample), got a list of length {len(v)}")
+    return v
+
+
+def check_targets(
+    b: int, hw: tuple[int, int], *, masks: Any = None, boxes: Any = None, keypoints: Any = None, labels: Any = None, single: bool = False
+) -> dict[str, Any]:
+    """Validate targets for a batch of ``b`` images of size ``hw``; returns them normalized.
+
+    ``masks`` -> (B, K, H, W) plus whether a K axis was given; ``boxes``/``keypoints``/``labels``
+    -> lists of B tensors. ``single``: the caller passed one image (errors say so, no sample index).
+    """
+    h, w = hw
+    out: dict[str, Any] = {}
+    if masks is not None:
+        name = "mask" if single else "masks"
+        if not isinstance(masks, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(masks).__name__}")
+        if masks.dtype.is_floating_point or masks.dtype.is_complex:
+            raise TypeError(f"{name} must be an integer or bool tensor (class ids; uint8 for probability maps), got dtype {masks.dtype}")
+        want = "(H, W) or (K, H, W)" if single else "(B, H, W) or (B, K, H, W)"
+        mb = masks[None] if single else masks
+        if mb.dim() not in (3, 4) or mb.shape[0] != b:
+            raise ValueError(f"{name} must be {want} with B = {b}, got shape {tuple(masks.shape)}")
+        if tuple(mb.shape[-2:]) != (h, w):
+            raise ValueError(f"{name} must have the image's H, W = {h}, {w}, got shape {tuple(masks.shape)}")
+        out["masks"] = (mb[:, None] if mb.dim() == 3 else mb, mb.dim() == 4)
+    if boxes is not None:
+        parts = [boxes] if single else _check_list(boxes, "boxes", b)
+        checked = []
+        for i, t in enumerate(parts):
+            where = "" if single else f"[{i}]"
+            t = _as_float_rows(t, "boxes", 4, where)
+            bad = (t[:, 2] < t[:, 0]) | (t[:, 3] < t[:, 1])
+            if bool(bad.any()):
+                row = int(bad.nonzero()[0, 0])
+                raise ValueError(f"boxes{where} must be xyxy with x2 >= x1 and y2 >= y1, got {t[row].tolist()} in row {row}")
+            checked.append(t)
+        out["boxes"] = checked
+    if keypoints is not None:
+        parts = [keypoints] if single else _check_list(keypoints, "keypoints", b)
+        out["keypoints"] = [_as_float_rows(t, "keypoints", 2, "" if single else f"[{i}]") for i, t in enumerate(parts)]
+    if labels is not None:
+        if boxes is None:
+            raise ValueError("labels belong to boxes: pass boxes= with labels=")
+        parts = [labels] if single else _check_list(labels, "labels", b)
+        checked = []
+        for i, (lab, box) in enumerate(zip(parts, out["boxes"])):
+            where = "" if single else f"[{i}]"
+            shape = tuple(lab.shape) if hasattr(lab, "shape") else (len(lab),) if isinstance(lab, Sequence) and not isinstance(lab, str) else None
+            if shape is None or len(shape) != 1 or shape[0] != box.shape[0]:
+                got = type(lab).__name__ if shape is None else shape
+                raise ValueError(f"labels{where} must have shape ({box.shape[0]},) to match boxes{where}, got {got}")
+            checked.append(lab)
+        out["labels"] = checked
+    return out
+
+
+# the whole thing ------------------------------------------------------------------------
+def transform_targets(
+    ops: Sequence[Op],
+    params: Params,
+    hw: tuple[int, int],
+    targets: dict[str, Any],
+    *,
+    mask_fill: int | float = 0,
+    min_visibility: float = 0.0,
+) -> dict[str, Any]:
+    """Move checked targets (``check_targets``) with the params the image used.
+
+    Returns the keys given among ``masks`` (B, [K,] oh, ow), ``boxes``, ``labels`` and
+    ``box_keep`` (lists of B tensors), ``keypoints`` and ``keypoints_visible`` (lists).
+    """
+    m, out_hw = pipeline_matrix(ops, params, hw)
+    out: dict[str, Any] = {}
+    if "masks" in targets:
+        masks, has_k = targets["masks"]
+        warped = warp_masks(masks, m.to(masks.device), out_hw, mask_fill)
+        out["masks"] = warped if has_k else warped[:, 0]
+    if "boxes" in targets:
+        r = Ragged.from_list(targets["boxes"], m.device)
+        boxes, keep = map_boxes(r.values.reshape(-1, 4), r.sample, m, out_hw, min_visibility)
+        out["boxes"] = r.split(boxes, keep)
+        out["box_keep"] = r.split(r.local_index(), keep)
+        if "labels" in targets:
+            labels = targets["labels"]
+            if labels and all(isinstance(lab, Tensor) for lab in labels):
+                lr = Ragged.from_list(labels, labels[0].device)
+                out["labels"] = lr.split(lr.values, keep.to(lr.values.device))
+            else:  # numpy arrays or lists (e.g. class names): index each by its kept rows on the host
+                out["labels"] = [_take(lab, k.cpu().numpy()) for lab, k in zip(labels, out["box_keep"])]
+    if "keypoints" in targets:
+        r = Ragged.from_list(targets["keypoints"], m.device)
+        pts, visible = map_keypoints(r.values.reshape(-1, 2), r.sample, m, out_hw)
+        out["keypoints"] = r.split(pts)
+        out["keypoints_visible"] = r.split(visible)
+    return out
+
+
+def _take(labels: Any, idx: Any) -> Any:
+    import numpy as np
+
+    if isinstance(labels, np.ndarray):
+        return labels[idx]
+    return [labels[int(i)] for i in idx]
+
+
+def check_min_visibility(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and 0.0 <= v <= 1.0):
+        raise ValueError(f"min_visibility must be a number in [0, 1], got {v!r}")
+    return float(v)
