@@ -158,7 +158,8 @@ class Pipeline:
             1 if single else x.shape[0], tuple(x.shape[-2:]), single=single,
             masks=given.get("mask" if single else "masks"), **{k: given.get(k) for k in ("boxes", "keypoints", "labels")},
         )
-        out = transform_targets(self.ops, params.to(x.device), tuple(x.shape[-2:]), t, mask_fill=self.mask_fill, min_visibility=self.min_visibility)
+        out = transform_targets(self.ops, params.to(x.device), tuple(x.shape[-2:]), t, mask_fill=self.mask_fill, min_visibility=self.min_visibility,
+                                batch=1 if single else x.shape[0], device=x.device)
         if single:
             out = {k: v[0] for k, v in out.items()}
             if "masks" in out:
@@ -179,7 +180,7 @@ class Pipeline:
                 raise ValueError(f"mask must be (H, W) or (H, W, K), got shape {mask.shape}")
             mask = torch.from_numpy(np.ascontiguousarray(mask if mask.ndim == 2 else mask.transpose(2, 0, 1)))
         t = check_targets(1, img.shape[:2], single=True, masks=mask, **{k: given.get(k) for k in ("boxes", "keypoints", "labels")})
-        out = transform_targets(self.ops, params.to("cpu"), img.shape[:2], t, mask_fill=self.mask_fill, min_visibility=self.min_visibility)
+        out = transform_targets(self.ops, params.to("cpu"), img.shape[:2], t, mask_fill=self.mask_fill, min_visibility=self.min_visibility, batch=1)
         res: dict[str, Any] = {"image": y}
         for k, v in out.items():
             v = v[0]

@@ -35,7 +35,6 @@ from .ops import Op
 from .params import Params
 
 __all__ = [
-    "Targets",
     "TARGET_KEYS",
     "pipeline_matrix",
     "warp_masks",
@@ -44,6 +43,7 @@ __all__ = [
     "check_targets",
     "transform_targets",
     "Ragged",
+    "check_min_visibility",
 ]
 
 TARGET_KEYS = ("masks", "boxes", "keypoints", "labels")
@@ -79,11 +79,14 @@ class Ragged:
 
 
 # the matrices -------------------------------------------------------------------------
-def pipeline_matrix(ops: Sequence[Op], params: Params, hw: tuple[int, int]) -> tuple[Tensor, tuple[int, int]]:
+def pipeline_matrix(
+    ops: Sequence[Op], params: Params, hw: tuple[int, int], batch: int | None = None, device: torch.device | str = "cpu"
+) -> tuple[Tensor, tuple[int, int]]:
     """(M, out_hw): the whole pipeline's input -> output matrix (B, 3, 3) float64 and output size.
 
     Each run of consecutive geometric ops contributes ``geometry.run_matrix``; photometric ops
-    move nothing, so the runs compose across them. The identity when there is no geometric op.
+    move nothing, so the runs compose across them. The identity when there is no geometric op
+    (``batch`` of them on ``device``; default: the params' batch size and device).
     """
     m: Tensor | None = None
     run: list[int] = []
@@ -93,7 +96,7 @@ def pipeline_matrix(ops: Sequence[Op], params: Params, hw: tuple[int, int]) -> t
             return m, hw
         sub = Params(tuple(params.names[i] for i in run), tuple(params[i] for i in run))
         mr, hw = run_matrix([ops[i] for i in run], sub, hw)
-        mr = mr.double()
+        mr = mr.to(_exact(mr.device))
         run.clear()
         return (mr if m is None else mr @ m), hw
 
@@ -104,8 +107,9 @@ def pipeline_matrix(ops: Sequence[Op], params: Params, hw: tuple[int, int]) -> t
             m, hw = close(m, hw)
     m, hw = close(m, hw)
     if m is None:
-        apply = params[0]["apply"] if len(params) else torch.zeros(0)
-        m = torch.eye(3, dtype=torch.float64, device=apply.device).expand(params.batch_size, 3, 3)
+        dev = params[0]["apply"].device if len(params) else torch.device(device)
+        b = params.batch_size if batch is None else batch
+        m = torch.eye(3, dtype=_exact(dev), device=dev).expand(b, 3, 3)
     return m, hw
 
 
@@ -118,10 +122,11 @@ def warp_masks(masks: Tensor, m: Tensor, out_hw: tuple[int, int], fill: int | fl
     """
     b, k, h, w = masks.shape
     oh, ow = out_hw
-    inv = torch.linalg.inv(m.double()).to(torch.float64)  # (B, 3, 3), tiny: keep float64
     dev = masks.device
-    j = torch.arange(ow, dtype=torch.float64, device=dev)
-    i = torch.arange(oh, dtype=torch.float64, device=dev)
+    dt = _exact(dev)
+    inv = torch.linalg.inv(m.to(device=dev, dtype=dt))  # (B, 3, 3)
+    j = torch.arange(ow, dtype=dt, device=dev)
+    i = torch.arange(oh, dtype=dt, device=dev)
     # source = inv[:2, :2] @ (j, i) + inv[:2, 2], as separable ramps (B, oh, ow)
     sx = inv[:, 0, 0, None, None] * j + inv[:, 0, 1, None, None] * i[:, None] + inv[:, 0, 2, None, None]
     sy = inv[:, 1, 0, None, None] * j + inv[:, 1, 1, None, None] * i[:, None] + inv[:, 1, 2, None, None]
@@ -133,10 +138,16 @@ def warp_masks(masks: Tensor, m: Tensor, out_hw: tuple[int, int], fill: int | fl
     return out.masked_fill_(~inside[:, None], fill)
 
 
+def _exact(device: torch.device) -> torch.dtype:
+    """float64 for the small coordinate math, where the device has it (MPS does not)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 def _points(m: Tensor, sample: Tensor, pts: Tensor) -> Tensor:
-    """Edge-coordinate points (N, P, 2) -> through their samples' matrices ``m[sample]`` (float64)."""
-    a = m[sample]  # (N, 3, 3)
-    c = pts.double() - 0.5  # edge -> centre coordinates
+    """Edge-coordinate points (N, P, 2) -> through their samples' matrices ``m[sample]``."""
+    dt = _exact(pts.device)
+    a = m.to(device=pts.device, dtype=dt)[sample]  # (N, 3, 3)
+    c = pts.to(dt) - 0.5  # edge -> centre coordinates
     out = torch.einsum("nij,npj->npi", a[:, :2, :2], c) + a[:, None, :2, 2]
     return out + 0.5
 
@@ -153,7 +164,7 @@ def map_boxes(
     Shape: boxes (N, 4) xyxy edge coordinates, sample (N,) int64, m (B, 3, 3).
     """
     oh, ow = out_hw
-    x1, y1, x2, y2 = boxes.double().unbind(1)
+    x1, y1, x2, y2 = boxes.unbind(1)
     corners = torch.stack((torch.stack((x1, y1), 1), torch.stack((x2, y1), 1), torch.stack((x1, y2), 1), torch.stack((x2, y2), 1)), 1)
     moved = _points(m, sample, corners)  # (N, 4, 2)
     lo, hi = moved.amin(1), moved.amax(1)  # (N, 2)
@@ -274,13 +285,15 @@ def transform_targets(
     *,
     mask_fill: int | float = 0,
     min_visibility: float = 0.0,
+    batch: int | None = None,
+    device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
     """Move checked targets (``check_targets``) with the params the image used.
 
     Returns the keys given among ``masks`` (B, [K,] oh, ow), ``boxes``, ``labels`` and
     ``box_keep`` (lists of B tensors), ``keypoints`` and ``keypoints_visible`` (lists).
     """
-    m, out_hw = pipeline_matrix(ops, params, hw)
+    m, out_hw = pipeline_matrix(ops, params, hw, batch, device)
     out: dict[str, Any] = {}
     if "masks" in targets:
         masks, has_k = targets["masks"]
