@@ -212,14 +212,17 @@ class Pipeline:
             params = self.sample(1)
         return self._albu(img, params), params
 
-    def to_albumentations(self) -> Any:
+    def to_albumentations(self, label_fields: tuple[str, ...] | list[str] = ()) -> Any:
         """A plain ``albumentations.Compose`` with the same ops and distributions, seeded with ``seed``.
 
         A fresh Compose (its own random state); it does not check its input as ``pipe(img)`` does.
+        It takes ``mask``, ``bboxes`` (``pascal_voc``) and ``keypoints`` (``xy``) as Albumentations
+        does, with ``min_visibility`` and ``mask_fill`` from this pipeline; ``label_fields`` name
+        the call's keyword arguments that hold box labels (e.g. ``["labels"]``).
         """
         from .backends.albu import to_compose
 
-        return to_compose(self.ops, self.seed)
+        return to_compose(self.ops, self.seed, mask_fill=self.mask_fill, min_visibility=self.min_visibility, label_fields=tuple(label_fields))
 
     def _check_tensor(self, xb: Tensor, x: Tensor) -> None:
         if xb.dim() != 4:

@@ -39,6 +39,7 @@ __all__ = [
     "pipeline_matrix",
     "warp_masks",
     "map_boxes",
+    "enclose_boxes",
     "map_keypoints",
     "check_targets",
     "transform_targets",
@@ -152,6 +153,17 @@ def _points(m: Tensor, sample: Tensor, pts: Tensor) -> Tensor:
     return out + 0.5
 
 
+def enclose_boxes(boxes: Tensor, sample: Tensor, m: Tensor) -> Tensor:
+    """The axis-aligned box around each box's 4 corners moved by ``m[sample]``; not clipped.
+
+    Shape: boxes (N, 4) xyxy edge coordinates, sample (N,) int64, m (B, 3, 3) -> (N, 4).
+    """
+    x1, y1, x2, y2 = boxes.unbind(1)
+    corners = torch.stack((torch.stack((x1, y1), 1), torch.stack((x2, y1), 1), torch.stack((x1, y2), 1), torch.stack((x2, y2), 1)), 1)
+    moved = _points(m, sample, corners)  # (N, 4, 2)
+    return torch.cat((moved.amin(1), moved.amax(1)), 1)
+
+
 def map_boxes(
     boxes: Tensor, sample: Tensor, m: Tensor, out_hw: tuple[int, int], min_visibility: float = 0.0
 ) -> tuple[Tensor, Tensor]:
@@ -164,16 +176,14 @@ def map_boxes(
     Shape: boxes (N, 4) xyxy edge coordinates, sample (N,) int64, m (B, 3, 3).
     """
     oh, ow = out_hw
-    x1, y1, x2, y2 = boxes.unbind(1)
-    corners = torch.stack((torch.stack((x1, y1), 1), torch.stack((x2, y1), 1), torch.stack((x1, y2), 1), torch.stack((x2, y2), 1)), 1)
-    moved = _points(m, sample, corners)  # (N, 4, 2)
-    lo, hi = moved.amin(1), moved.amax(1)  # (N, 2)
+    moved = enclose_boxes(boxes, sample, m)
+    lo, hi = moved[:, :2], moved[:, 2:]
     area = (hi - lo).prod(1)
-    lo_c = torch.stack((lo[:, 0].clamp(0, ow), lo[:, 1].clamp(0, oh)), 1)
-    hi_c = torch.stack((hi[:, 0].clamp(0, ow), hi[:, 1].clamp(0, oh)), 1)
+    limit = moved.new_tensor([ow, oh])
+    lo_c = torch.minimum(lo.clamp_min(0), limit)
+    hi_c = torch.minimum(hi.clamp_min(0), limit)
     size = hi_c - lo_c
-    clipped = size.prod(1)
-    keep = (size > 0).all(1) & (clipped >= min_visibility * area)
+    keep = (size > 0).all(1) & (size.prod(1) >= min_visibility * area)
     return torch.cat((lo_c, hi_c), 1).float(), keep
 
 
