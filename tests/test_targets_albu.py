@@ -84,7 +84,7 @@ def test_vertical_flip_matches_stock_albumentations():
 def test_zoom_matches_stock_affine_scale(scale):
     ref = _stock(A.Affine(scale=scale, p=1.0, interpolation=1, mask_interpolation=0, fill=0, fill_mask=0))
     for path, ours in _augkit_paths(ak.Pipeline([ak.Zoom()], seed=0), _params("Zoom", apply=True, scale=scale)).items():
-        _compare(ours, ref, f"{path} scale {scale}")
+        _compare(ours, ref, f"{path} scale {scale}", mask_tol=0.005)  # ties at exact half-pixel sources
 
 
 def test_to_albumentations_replays_on_the_tensor_path():
