@@ -8,16 +8,15 @@ import torch
 from torch import Tensor
 
 from .ops import HorizontalFlip, Op, VerticalFlip, Zoom
-from .params import Params
 
 
-def run_matrix(ops: Sequence[Op], params: Params, hw: tuple[int, int]) -> tuple[Tensor, tuple[int, int]]:
+def run_matrix(ops: Sequence[Op], params: Sequence[dict[str, Tensor]], hw: tuple[int, int]) -> tuple[Tensor, tuple[int, int]]:
     h, w = hw
     apply = params[0]["apply"]
     b, dev = apply.shape[0], apply.device
     ax = torch.ones(b, dtype=torch.float64, device=dev)
     ay = ax.clone()
-    for op, p in zip(ops, params.values):
+    for op, p in zip(ops, params):
         if isinstance(op, Zoom):
             s = torch.where(p["apply"], p["scale"].double(), 1.0)
             ax, ay = ax * s, ay * s

@@ -95,8 +95,7 @@ def pipeline_matrix(
     def close(m: Tensor | None, hw: tuple[int, int]) -> tuple[Tensor | None, tuple[int, int]]:
         if not run:
             return m, hw
-        sub = Params(tuple(params.names[i] for i in run), tuple(params[i] for i in run))
-        mr, hw = run_matrix([ops[i] for i in run], sub, hw)
+        mr, hw = run_matrix([ops[i] for i in run], [params[i] for i in run], hw)
         mr = mr.to(_exact(mr.device))
         run.clear()
         return (mr if m is None else mr @ m), hw

@@ -18,7 +18,16 @@ from ..buffers import OutputPool
 from ..device import resolve_device
 from ..ops import Normalize
 from ..pipeline import Pipeline
-from .datasets import AugmentedDataset, collate_uint8, current_rank, sample_key, split_item, to_chw_uint8, to_float
+from .datasets import (
+    AugmentedDataset,
+    collate_uint8,
+    current_rank,
+    item_targets,
+    sample_key,
+    split_item,
+    to_chw_uint8,
+    to_float,
+)
 
 __all__ = ["DeviceLoader", "Loader", "loader", "resolve_device", "choose_backend", "CPU_TENSOR_MAX_PIXELS"]
 
@@ -109,20 +118,30 @@ class DeviceLoader:
             return self._iter_cuda(gen)
         return self._iter_plain(gen)
 
-    def _augment(self, images: Tensor, gen: torch.Generator) -> Tensor:
+    def _augment(self, images: Tensor, gen: torch.Generator, batch: Any = None, put: Callable[[Any], Any] | None = None) -> Any:
+        """The augmented batch: ``put`` (the batch rebuilt around new images), targets moved too."""
         params = self.pipe.sample(images.shape[0], self.device, generator=gen)
-        return self.pipe(images, params=params)
+        targets = item_targets(batch)
+        if not targets:
+            out = self.pipe(images, params=params)
+            return out if put is None else put(out)
+        if "mask" in targets:
+            targets["masks"] = targets.pop("mask").to(self.device, non_blocking=True)
+        out = self.pipe(images, params=params, **targets)
+        if "masks" in out:
+            out["mask"] = out.pop("masks")
+        return {**batch, self.image_key: out.pop("image"), **out}
 
     def _iter_plain(self, gen: torch.Generator) -> Iterator[Any]:
         for batch in self.loader:
             images, put = _batch_images(batch, self.image_key)
-            yield put(self._augment(images.to(self.device), gen))
+            yield self._augment(images.to(self.device), gen, batch, put)
 
     def _iter_cuda(self, gen: torch.Generator) -> Iterator[Any]:
         copy_stream = torch.cuda.Stream(self.device)
         batches = iter(self.loader)
 
-        def start_next() -> tuple[Tensor, Callable[[Any], Any]] | None:
+        def start_next() -> tuple[Tensor, Callable[[Any], Any], Any] | None:
             batch = next(batches, None)
             if batch is None:
                 return None
@@ -131,17 +150,17 @@ class DeviceLoader:
                 images = images.pin_memory()
             with torch.cuda.stream(copy_stream):
                 on_device = images.to(self.device, non_blocking=True)  # uint8 over the bus
-            return on_device, put
+            return on_device, put, batch
 
         nxt = start_next()
         while nxt is not None:
-            images, put = nxt
+            images, put, batch = nxt
             compute = torch.cuda.current_stream(self.device)
             compute.wait_stream(copy_stream)
             images.record_stream(compute)  # its memory belongs to the compute stream now
-            out = self._augment(images, gen)  # queued on the GPU
+            out = self._augment(images, gen, batch, put)  # queued on the GPU
             nxt = start_next()  # host fetch + copy of the next batch overlap that work
-            yield put(out)
+            yield out
 
 
 class HostFinisher:
