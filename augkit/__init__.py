@@ -1,7 +1,23 @@
 """augkit: fast batched data augmentation on the GPU, dependable per-image fallback on the CPU."""
 
 from .data import AugmentedDataset, DeviceLoader, collate_uint8, expand, loader
-from .ops import Contrast, GaussianNoise, HorizontalFlip, Normalize, Op, VerticalFlip, Zoom
+from .ops import (
+    Affine,
+    CenterCrop,
+    Contrast,
+    GaussianNoise,
+    HorizontalFlip,
+    Normalize,
+    Op,
+    RandomCrop,
+    RandomResizedCrop,
+    Resize,
+    Rot90,
+    Rotate,
+    Translate,
+    VerticalFlip,
+    Zoom,
+)
 from .params import Params
 from .pipeline import Pipeline, default_pipeline
 
@@ -16,6 +32,14 @@ __all__ = [
     "HorizontalFlip",
     "VerticalFlip",
     "Zoom",
+    "Affine",
+    "Rotate",
+    "Translate",
+    "Rot90",
+    "RandomResizedCrop",
+    "Resize",
+    "CenterCrop",
+    "RandomCrop",
     "Contrast",
     "GaussianNoise",
     "Normalize",

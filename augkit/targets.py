@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._geometry_stub import run_matrix  # TODO(tgt): augkit.geometry once geo lands
+from .geometry import run_matrix
 from .ops import Op
 from .params import Params
 

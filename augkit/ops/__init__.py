@@ -13,7 +13,22 @@ import reprlib
 from typing import Any
 
 from .base import FLOAT32_MAX, SEED_HIGH, Op, check_number, check_p, check_range, uniform
-from .geometric import HorizontalFlip, VerticalFlip, Zoom
+from .geometric import (
+    BORDERS,
+    INTERPOLATIONS,
+    Affine,
+    CenterCrop,
+    HorizontalFlip,
+    RandomCrop,
+    RandomResizedCrop,
+    Resize,
+    Rot90,
+    Rotate,
+    SizingOp,
+    Translate,
+    VerticalFlip,
+    Zoom,
+)
 from .photometric import Contrast, GaussianNoise, Normalize
 
 __all__ = [
@@ -21,6 +36,17 @@ __all__ = [
     "HorizontalFlip",
     "VerticalFlip",
     "Zoom",
+    "Affine",
+    "Rotate",
+    "Translate",
+    "Rot90",
+    "RandomResizedCrop",
+    "Resize",
+    "CenterCrop",
+    "RandomCrop",
+    "SizingOp",
+    "BORDERS",
+    "INTERPOLATIONS",
     "Contrast",
     "GaussianNoise",
     "Normalize",
@@ -49,6 +75,7 @@ def register(*classes: type[Op]) -> None:
 
 
 register(HorizontalFlip, VerticalFlip, Zoom, Contrast, GaussianNoise, Normalize)
+register(Affine, Rotate, Translate, Rot90, RandomResizedCrop, Resize, CenterCrop, RandomCrop)
 
 
 def check_channels(ops: list[Op], channels: int, what: str) -> None:
