@@ -30,13 +30,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .geometry import run_matrix
+from .geometry import run_matrix, run_style, split_runs
 from .ops import Op
 from .params import Params
 
 __all__ = [
     "TARGET_KEYS",
     "pipeline_matrix",
+    "pipeline_runs",
     "warp_masks",
     "map_boxes",
     "enclose_boxes",
@@ -80,44 +81,46 @@ class Ragged:
 
 
 # the matrices -------------------------------------------------------------------------
-def pipeline_matrix(
+def pipeline_runs(
     ops: Sequence[Op], params: Params, hw: tuple[int, int], batch: int | None = None, device: torch.device | str = "cpu"
-) -> tuple[Tensor, tuple[int, int]]:
-    """(M, out_hw): the whole pipeline's input -> output matrix (B, 3, 3) float64 and output size.
+) -> tuple[list[tuple[Tensor, tuple[int, int], str]], Tensor, tuple[int, int]]:
+    """Each resampling run's (M, out_hw, border) and the whole pipeline's (M, out_hw).
 
-    Each run of consecutive geometric ops contributes ``geometry.run_matrix``; photometric ops
-    move nothing, so the runs compose across them. The identity when there is no geometric op
-    (``batch`` of them on ``device``; default: the params' batch size and device).
+    Runs are ``geometry.split_runs``: consecutive geometric ops that resample alike (the image
+    is warped once per run); photometric ops move nothing, so the runs compose across them into
+    one input -> output matrix (B, 3, 3) (float64 where the device has it). The identity when
+    there is no geometric op (``batch`` of them on ``device``; default: the params' size and device).
     """
+    runs = []
     m: Tensor | None = None
-    run: list[int] = []
-
-    def close(m: Tensor | None, hw: tuple[int, int]) -> tuple[Tensor | None, tuple[int, int]]:
-        if not run:
-            return m, hw
-        mr, hw = run_matrix([ops[i] for i in run], [params[i] for i in run], hw)
+    for idx in split_runs(ops):
+        run_ops = [ops[i] for i in idx]
+        mr, hw_out = run_matrix(run_ops, [params[i] for i in idx], hw)
         mr = mr.to(_exact(mr.device))
-        run.clear()
-        return (mr if m is None else mr @ m), hw
-
-    for i, op in enumerate(ops):
-        if op.kind == "geometric":
-            run.append(i)
-        else:
-            m, hw = close(m, hw)
-    m, hw = close(m, hw)
+        runs.append((mr, hw_out, run_style(run_ops)[0]))
+        m, hw = (mr if m is None else mr @ m), hw_out
     if m is None:
         dev = params[0]["apply"].device if len(params) else torch.device(device)
         b = params.batch_size if batch is None else batch
         m = torch.eye(3, dtype=_exact(dev), device=dev).expand(b, 3, 3)
+    return runs, m, hw
+
+
+def pipeline_matrix(
+    ops: Sequence[Op], params: Params, hw: tuple[int, int], batch: int | None = None, device: torch.device | str = "cpu"
+) -> tuple[Tensor, tuple[int, int]]:
+    """(M, out_hw): the whole pipeline's input -> output matrix (B, 3, 3) and output size."""
+    _, m, hw = pipeline_runs(ops, params, hw, batch, device)
     return m, hw
 
 
 # kernels ------------------------------------------------------------------------------
-def warp_masks(masks: Tensor, m: Tensor, out_hw: tuple[int, int], fill: int | float = 0) -> Tensor:
+def warp_masks(masks: Tensor, m: Tensor, out_hw: tuple[int, int], fill: int | float = 0, border: str = "constant") -> Tensor:
     """Nearest-neighbour warp of masks by input -> output matrices ``m``; exact for any dtype.
 
-    Output pixel (j, i) reads the input at round(M^-1 (j, i)) (half up); outside reads ``fill``.
+    Output pixel (j, i) reads the input at round(M^-1 (j, i)) (half up). Outside the input:
+    ``fill`` ("constant"), the nearest edge pixel ("replicate") or the mirror image about the
+    edges ("reflect", as the image warp: period 2 W, edge pixels repeated).
     Shape: masks (B, K, H, W), m (B, 3, 3) affine -> (B, K, oh, ow), masks' dtype.
     """
     b, k, h, w = masks.shape
@@ -133,9 +136,19 @@ def warp_masks(masks: Tensor, m: Tensor, out_hw: tuple[int, int], fill: int | fl
     sx = torch.floor(sx + 0.5)
     sy = torch.floor(sy + 0.5)
     inside = (sx >= 0) & (sx <= w - 1) & (sy >= 0) & (sy <= h - 1)  # (B, oh, ow)
+    if border == "reflect":
+        sx, sy = _reflect(sx, w), _reflect(sy, h)
     flat = (sy.clamp(0, h - 1) * w + sx.clamp(0, w - 1)).long().view(b, 1, oh * ow).expand(b, k, oh * ow)
     out = torch.gather(masks.reshape(b, k, h * w), 2, flat).view(b, k, oh, ow)
+    if border != "constant":
+        return out
     return out.masked_fill_(~inside[:, None], fill)
+
+
+def _reflect(s: Tensor, n: int) -> Tensor:
+    """Integer positions mirrored about -0.5 and n - 0.5 (period 2 n) into [0, n)."""
+    s = torch.remainder(s, 2 * n)
+    return torch.where(s >= n, 2 * n - 1 - s, s)
 
 
 def _exact(device: torch.device) -> torch.dtype:
@@ -302,12 +315,13 @@ def transform_targets(
     Returns the keys given among ``masks`` (B, [K,] oh, ow), ``boxes``, ``labels`` and
     ``box_keep`` (lists of B tensors), ``keypoints`` and ``keypoints_visible`` (lists).
     """
-    m, out_hw = pipeline_matrix(ops, params, hw, batch, device)
+    runs, m, out_hw = pipeline_runs(ops, params, hw, batch, device)
     out: dict[str, Any] = {}
     if "masks" in targets:
         masks, has_k = targets["masks"]
-        warped = warp_masks(masks, m.to(masks.device), out_hw, mask_fill)
-        out["masks"] = warped if has_k else warped[:, 0]
+        for mr, run_hw, border in _mask_warps(runs):
+            masks = warp_masks(masks, mr, run_hw, mask_fill, border)
+        out["masks"] = masks if has_k else masks[:, 0]
     if "boxes" in targets:
         r = Ragged.from_list(targets["boxes"], m.device)
         boxes, keep = map_boxes(r.values.reshape(-1, 4), r.sample, m, out_hw, min_visibility)
@@ -326,6 +340,18 @@ def transform_targets(
         out["keypoints"] = r.split(pts)
         out["keypoints_visible"] = r.split(visible)
     return out
+
+
+def _mask_warps(runs: list[tuple[Tensor, tuple[int, int], str]]) -> list[tuple[Tensor, tuple[int, int], str]]:
+    """The warps masks need: consecutive constant-border runs fold into one (one rounding, not
+    one per run); a replicate/reflect run warps on its own, since its border reads the input."""
+    warps: list[tuple[Tensor, tuple[int, int], str]] = []
+    for mr, hw, border in runs:
+        if warps and border == "constant" and warps[-1][2] == "constant":
+            warps[-1] = (mr @ warps[-1][0], hw, "constant")
+        else:
+            warps.append((mr, hw, border))
+    return warps
 
 
 def _take(labels: Any, idx: Any) -> Any:
