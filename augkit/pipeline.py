@@ -189,7 +189,7 @@ class Pipeline:
         if single and "masks" in given or not single and "mask" in given:
             raise TypeError("a batch takes masks= (B, [K,] H, W); one image takes mask= ((K,) H, W)")
         t = check_targets(
-            1 if single else x.shape[0], tuple(x.shape[-2:]), single=single,
+            1 if single else x.shape[0], tuple(x.shape[-2:]), single=single, device=x.device,
             masks=given.get("mask" if single else "masks"), **{k: given.get(k) for k in ("boxes", "keypoints", "labels")},
         )
         out = transform_targets(self.ops, params.to(x.device), tuple(x.shape[-2:]), t, mask_fill=self.mask_fill, min_visibility=self.min_visibility,

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .geometry import run_matrix, run_style, split_runs
+from .geometry import rotates, run_matrix, run_style, split_runs
 from .ops import Op
 from .params import Params
 
@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 TARGET_KEYS = ("masks", "boxes", "keypoints", "labels")
+Run = tuple[Tensor, tuple[int, int], str, bool]  # one resampling run: (M, out_hw, border, may rotate)
 
 
 # ragged lists -------------------------------------------------------------------------
@@ -64,7 +65,8 @@ class Ragged:
     def from_list(parts: Sequence[Tensor], device: torch.device) -> Ragged:
         counts = tuple(int(p.shape[0]) for p in parts)
         values = torch.cat([p.to(device) for p in parts]) if parts else torch.empty(0, device=device)
-        sample = torch.repeat_interleave(torch.arange(len(parts), device=device), torch.tensor(counts, device=device))
+        # output_size: no device sync to size the result
+        sample = torch.repeat_interleave(torch.arange(len(parts), device=device), torch.tensor(counts, device=device), output_size=sum(counts))
         return Ragged(values, sample, counts)
 
     def split(self, values: Tensor, keep: Tensor | None = None) -> list[Tensor]:
@@ -83,8 +85,8 @@ class Ragged:
 # the matrices -------------------------------------------------------------------------
 def pipeline_runs(
     ops: Sequence[Op], params: Params, hw: tuple[int, int], batch: int | None = None, device: torch.device | str = "cpu"
-) -> tuple[list[tuple[Tensor, tuple[int, int], str]], Tensor, tuple[int, int]]:
-    """Each resampling run's (M, out_hw, border) and the whole pipeline's (M, out_hw).
+) -> tuple[list[Run], Tensor, tuple[int, int]]:
+    """Each resampling run's (M, out_hw, border, may rotate) and the whole pipeline's (M, out_hw).
 
     Runs are ``geometry.split_runs``: consecutive geometric ops that resample alike (the image
     is warped once per run); photometric ops move nothing, so the runs compose across them into
@@ -97,7 +99,7 @@ def pipeline_runs(
         run_ops = [ops[i] for i in idx]
         mr, hw_out = run_matrix(run_ops, [params[i] for i in idx], hw)
         mr = mr.to(_exact(mr.device))
-        runs.append((mr, hw_out, run_style(run_ops)[0]))
+        runs.append((mr, hw_out, run_style(run_ops)[0], rotates(run_ops)))
         m, hw = (mr if m is None else mr @ m), hw_out
     if m is None:
         dev = params[0]["apply"].device if len(params) else torch.device(device)
@@ -115,34 +117,51 @@ def pipeline_matrix(
 
 
 # kernels ------------------------------------------------------------------------------
-def warp_masks(masks: Tensor, m: Tensor, out_hw: tuple[int, int], fill: int | float = 0, border: str = "constant") -> Tensor:
+def warp_masks(
+    masks: Tensor, m: Tensor, out_hw: tuple[int, int], fill: int | float = 0, border: str = "constant", separable: bool = False
+) -> Tensor:
     """Nearest-neighbour warp of masks by input -> output matrices ``m``; exact for any dtype.
 
-    Output pixel (j, i) reads the input at round(M^-1 (j, i)) (half up). Outside the input:
-    ``fill`` ("constant"), the nearest edge pixel ("replicate") or the mirror image about the
-    edges ("reflect", as the image warp: period 2 W, edge pixels repeated).
+    Output pixel (j, i) reads the input at round(M^-1 (j, i)) (half up, as OpenCV's
+    INTER_NEAREST). Outside the input: ``fill`` ("constant"), the nearest edge pixel
+    ("replicate") or the mirror image about the edges ("reflect", as the image warp: period
+    2 W, edge pixels repeated). ``separable``: the caller knows no matrix rotates or shears, so
+    source columns depend on j only and rows on i only (a cheaper index).
     Shape: masks (B, K, H, W), m (B, 3, 3) affine -> (B, K, oh, ow), masks' dtype.
     """
     b, k, h, w = masks.shape
     oh, ow = out_hw
     dev = masks.device
-    dt = _exact(dev)
-    inv = torch.linalg.inv(m.to(device=dev, dtype=dt))  # (B, 3, 3)
-    j = torch.arange(ow, dtype=dt, device=dev)
-    i = torch.arange(oh, dtype=dt, device=dev)
-    # source = inv[:2, :2] @ (j, i) + inv[:2, 2], as separable ramps (B, oh, ow)
-    sx = inv[:, 0, 0, None, None] * j + inv[:, 0, 1, None, None] * i[:, None] + inv[:, 0, 2, None, None]
-    sy = inv[:, 1, 0, None, None] * j + inv[:, 1, 1, None, None] * i[:, None] + inv[:, 1, 2, None, None]
-    sx = torch.floor(sx + 0.5)
-    sy = torch.floor(sy + 0.5)
-    inside = (sx >= 0) & (sx <= w - 1) & (sy >= 0) & (sy <= h - 1)  # (B, oh, ow)
+    inv = _affine_inverse(m.to(device=dev, dtype=_exact(dev))).float()  # (B, 2, 3)
+    j = torch.arange(ow, dtype=torch.float32, device=dev)
+    i = torch.arange(oh, dtype=torch.float32, device=dev)
+    # source x = inv00 j + inv01 i + inv02, + 0.5 so that floor rounds half up: ramps (B, ow), (B, oh)
+    xj = torch.addcmul(inv[:, 0, 2, None] + 0.5, inv[:, 0, 0, None], j)
+    yi = torch.addcmul(inv[:, 1, 2, None] + 0.5, inv[:, 1, 1, None], i)
+    if separable:
+        sx, sy = xj.floor_()[:, None, :], yi.floor_()[:, :, None]  # (B, 1, ow), (B, oh, 1)
+    else:
+        sx = (xj[:, None, :] + (inv[:, 0, 1, None] * i)[:, :, None]).floor_()  # (B, oh, ow)
+        sy = (yi[:, :, None] + (inv[:, 1, 0, None] * j)[:, None, :]).floor_()
     if border == "reflect":
         sx, sy = _reflect(sx, w), _reflect(sy, h)
-    flat = (sy.clamp(0, h - 1) * w + sx.clamp(0, w - 1)).long().view(b, 1, oh * ow).expand(b, k, oh * ow)
+    cx, cy = sx.clamp(0, w - 1), sy.clamp(0, h - 1)
+    flat = torch.addcmul(cx, cy, torch.tensor(float(w), device=dev)).long()  # exact below 2**24 pixels
+    flat = flat.expand(b, oh, ow).reshape(b, 1, oh * ow).expand(b, k, oh * ow)
     out = torch.gather(masks.reshape(b, k, h * w), 2, flat).view(b, k, oh, ow)
     if border != "constant":
         return out
+    inside = (cx == sx) & (cy == sy)  # (B, oh, ow), or broadcastable to it
     return out.masked_fill_(~inside[:, None], fill)
+
+
+def _affine_inverse(m: Tensor) -> Tensor:
+    """(B, 3, 3) affine matrices -> the (B, 2, 3) inverse maps, in closed form (no LU per matrix)."""
+    a, b, c, d = m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1]
+    det = a * d - b * c
+    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
+    tx, ty = m[:, 0, 2], m[:, 1, 2]
+    return torch.stack((torch.stack((ia, ib, -(ia * tx + ib * ty)), 1), torch.stack((ic, id_, -(ic * tx + id_ * ty)), 1)), 1)
 
 
 def _reflect(s: Tensor, n: int) -> Tensor:
@@ -212,7 +231,8 @@ def map_keypoints(points: Tensor, sample: Tensor, m: Tensor, out_hw: tuple[int, 
 
 
 # checks -------------------------------------------------------------------------------
-def _as_float_rows(t: Any, name: str, cols: int, where: str) -> Tensor:
+def _as_rows(t: Any, name: str, cols: int, where: str) -> Tensor:
+    """Shape and dtype checks of one sample's (N, cols) rows (metadata only, no device sync)."""
     if not isinstance(t, Tensor):
         try:
             import numpy as np
@@ -224,13 +244,29 @@ def _as_float_rows(t: Any, name: str, cols: int, where: str) -> Tensor:
         t = t.reshape(0, cols)
     if t.dim() != 2 or t.shape[1] != cols:
         raise ValueError(f"{name}{where} must have shape (N, {cols}), got {tuple(t.shape)}")
-    if not (t.dtype.is_floating_point or t.dtype in (torch.int16, torch.int32, torch.int64, torch.uint8)):
-        raise TypeError(f"{name}{where} must hold numbers, got dtype {t.dtype}")
-    t = t.float() if not t.dtype.is_floating_point else t
-    if t.numel() and not bool(torch.isfinite(t).all()):
-        row = int((~torch.isfinite(t)).any(1).nonzero()[0, 0])
-        raise ValueError(f"{name}{where} must be finite, got {t[row].tolist()} in row {row}")
-    return t
+    if t.dtype == torch.bool or t.dtype.is_complex:
+        raise TypeError(f"{name}{where} must hold real numbers, got dtype {t.dtype}")
+    return t if t.dtype.is_floating_point else t.float()
+
+
+def _ragged_rows(parts: list[Any], name: str, cols: int, single: bool, device: torch.device, boxes: bool) -> Ragged:
+    """Checked rows of every sample as one ``Ragged``; the value checks are one pass and one sync."""
+    rows = [_as_rows(t, name, cols, "" if single else f"[{i}]") for i, t in enumerate(parts)]
+    r = Ragged.from_list(rows, device)
+    v = r.values.reshape(-1, cols)
+    bad = ~torch.isfinite(v).all(1)
+    if boxes:
+        bad |= (v[:, 2] < v[:, 0]) | (v[:, 3] < v[:, 1])
+    if v.shape[0] and bool(bad.any()):  # the one host sync; then find the culprit
+        n = int(bad.nonzero()[0, 0])
+        sample = int(r.sample[n])
+        row = n - sum(r.counts[:sample])
+        where = "" if single else f"[{sample}]"
+        got = v[n].tolist()
+        if not all(math.isfinite(x) for x in got):
+            raise ValueError(f"{name}{where} must be finite, got {got} in row {row}")
+        raise ValueError(f"{name}{where} must be xyxy with x2 >= x1 and y2 >= y1, got {got} in row {row}")
+    return Ragged(v, r.sample, r.counts)
 
 
 def _check_list(v: Any, name: str, b: int) -> list[Any]:
@@ -245,13 +281,23 @@ def _check_list(v: Any, name: str, b: int) -> list[Any]:
 
 
 def check_targets(
-    b: int, hw: tuple[int, int], *, masks: Any = None, boxes: Any = None, keypoints: Any = None, labels: Any = None, single: bool = False
+    b: int,
+    hw: tuple[int, int],
+    *,
+    masks: Any = None,
+    boxes: Any = None,
+    keypoints: Any = None,
+    labels: Any = None,
+    single: bool = False,
+    device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
     """Validate targets for a batch of ``b`` images of size ``hw``; returns them normalized.
 
-    ``masks`` -> (B, K, H, W) plus whether a K axis was given; ``boxes``/``keypoints``/``labels``
-    -> lists of B tensors. ``single``: the caller passed one image (errors say so, no sample index).
+    ``masks`` -> (B, K, H, W) plus whether a K axis was given; ``boxes``/``keypoints`` -> one
+    ``Ragged`` each on ``device``; ``labels`` -> a list of B. ``single``: the caller passed one
+    image (errors say so, no sample index).
     """
+    device = torch.device(device)
     h, w = hw
     out: dict[str, Any] = {}
     if masks is not None:
@@ -269,30 +315,21 @@ def check_targets(
         out["masks"] = (mb[:, None] if mb.dim() == 3 else mb, mb.dim() == 4)
     if boxes is not None:
         parts = [boxes] if single else _check_list(boxes, "boxes", b)
-        checked = []
-        for i, t in enumerate(parts):
-            where = "" if single else f"[{i}]"
-            t = _as_float_rows(t, "boxes", 4, where)
-            bad = (t[:, 2] < t[:, 0]) | (t[:, 3] < t[:, 1])
-            if bool(bad.any()):
-                row = int(bad.nonzero()[0, 0])
-                raise ValueError(f"boxes{where} must be xyxy with x2 >= x1 and y2 >= y1, got {t[row].tolist()} in row {row}")
-            checked.append(t)
-        out["boxes"] = checked
+        out["boxes"] = _ragged_rows(parts, "boxes", 4, single, device, boxes=True)
     if keypoints is not None:
         parts = [keypoints] if single else _check_list(keypoints, "keypoints", b)
-        out["keypoints"] = [_as_float_rows(t, "keypoints", 2, "" if single else f"[{i}]") for i, t in enumerate(parts)]
+        out["keypoints"] = _ragged_rows(parts, "keypoints", 2, single, device, boxes=False)
     if labels is not None:
         if boxes is None:
             raise ValueError("labels belong to boxes: pass boxes= with labels=")
         parts = [labels] if single else _check_list(labels, "labels", b)
         checked = []
-        for i, (lab, box) in enumerate(zip(parts, out["boxes"])):
+        for i, (lab, n) in enumerate(zip(parts, out["boxes"].counts)):
             where = "" if single else f"[{i}]"
             shape = tuple(lab.shape) if hasattr(lab, "shape") else (len(lab),) if isinstance(lab, Sequence) and not isinstance(lab, str) else None
-            if shape is None or len(shape) != 1 or shape[0] != box.shape[0]:
+            if shape is None or len(shape) != 1 or shape[0] != n:
                 got = type(lab).__name__ if shape is None else shape
-                raise ValueError(f"labels{where} must have shape ({box.shape[0]},) to match boxes{where}, got {got}")
+                raise ValueError(f"labels{where} must have shape ({n},) to match boxes{where}, got {got}")
             checked.append(lab)
         out["labels"] = checked
     return out
@@ -319,12 +356,12 @@ def transform_targets(
     out: dict[str, Any] = {}
     if "masks" in targets:
         masks, has_k = targets["masks"]
-        for mr, run_hw, border in _mask_warps(runs):
-            masks = warp_masks(masks, mr, run_hw, mask_fill, border)
+        for mr, run_hw, border, turns in _mask_warps(runs):
+            masks = warp_masks(masks, mr, run_hw, mask_fill, border, separable=not turns)
         out["masks"] = masks if has_k else masks[:, 0]
     if "boxes" in targets:
-        r = Ragged.from_list(targets["boxes"], m.device)
-        boxes, keep = map_boxes(r.values.reshape(-1, 4), r.sample, m, out_hw, min_visibility)
+        r = targets["boxes"]
+        boxes, keep = map_boxes(r.values, r.sample, m, out_hw, min_visibility)
         out["boxes"] = r.split(boxes, keep)
         out["box_keep"] = r.split(r.local_index(), keep)
         if "labels" in targets:
@@ -335,22 +372,22 @@ def transform_targets(
             else:  # numpy arrays or lists (e.g. class names): index each by its kept rows on the host
                 out["labels"] = [_take(lab, k.cpu().numpy()) for lab, k in zip(labels, out["box_keep"])]
     if "keypoints" in targets:
-        r = Ragged.from_list(targets["keypoints"], m.device)
-        pts, visible = map_keypoints(r.values.reshape(-1, 2), r.sample, m, out_hw)
+        r = targets["keypoints"]
+        pts, visible = map_keypoints(r.values, r.sample, m, out_hw)
         out["keypoints"] = r.split(pts)
         out["keypoints_visible"] = r.split(visible)
     return out
 
 
-def _mask_warps(runs: list[tuple[Tensor, tuple[int, int], str]]) -> list[tuple[Tensor, tuple[int, int], str]]:
+def _mask_warps(runs: list[Run]) -> list[Run]:
     """The warps masks need: consecutive constant-border runs fold into one (one rounding, not
     one per run); a replicate/reflect run warps on its own, since its border reads the input."""
-    warps: list[tuple[Tensor, tuple[int, int], str]] = []
-    for mr, hw, border in runs:
+    warps: list[Run] = []
+    for mr, hw, border, turns in runs:
         if warps and border == "constant" and warps[-1][2] == "constant":
-            warps[-1] = (mr @ warps[-1][0], hw, "constant")
+            warps[-1] = (mr @ warps[-1][0], hw, "constant", turns or warps[-1][3])
         else:
-            warps.append((mr, hw, border))
+            warps.append((mr, hw, border, turns))
     return warps
 
 
