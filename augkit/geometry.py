@@ -271,8 +271,12 @@ def split_runs(ops: Sequence[Op]) -> list[tuple[int, ...]]:
 
 
 def run_style(ops: Sequence[Op]) -> Style:
-    """(border, fill, interpolation, antialias) of a run from ``split_runs``: defaults constant 0, bilinear."""
-    border, fill, interp, aa = "constant", 0.0, "bilinear", False
+    """(border, fill, interpolation, antialias) of a run from ``split_runs``.
+
+    Defaults: bilinear; "replicate" when no op of the run names a border (crops and resizes read
+    like ``F.interpolate``, whose taps clamp to the image).
+    """
+    border, fill, interp, aa = "replicate", 0.0, "bilinear", False
     for op in ops:
         b, it, a = _style(op)
         if b is not None:

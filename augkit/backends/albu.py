@@ -308,6 +308,10 @@ def _transform(op: Op, salt: int) -> A.BasicTransform:
         return AugkitGaussianNoise(std=op.std, p=op.p, salt=salt)
     if isinstance(op, Normalize):
         return AugkitNormalize(mean=op.mean, std=op.std)
+    from .albu_geometry import TRANSFORMS
+
+    if type(op) in TRANSFORMS:
+        return TRANSFORMS[type(op)](op, salt=salt)
     raise TypeError(f"the Albumentations backend has no transform for {type(op).__name__}")
 
 
@@ -343,8 +347,26 @@ class AlbuBackend:
 
         ``img`` has passed ``check_image``; ``params`` hold one sample.
         """
+        from .. import geometry as G
+        from .albu_geometry import warp_run
+
         out = img
-        for t, v in zip(self.compose.transforms, self._host(params), strict=True):
+        host = self._host(params)
+        runs = {r[0]: r for r in G.split_runs(self.ops)}
+        skip: set[int] = set()
+        for i, (t, v) in enumerate(zip(self.compose.transforms, host, strict=True)):
+            if i in skip:
+                continue
+            run = runs.get(i, ())
+            if len(run) > 1 or (run and not isinstance(self.ops[i], (HorizontalFlip, VerticalFlip))):
+                # a run of geometric ops: one composed matrix, one resample (flips alone stay exact)
+                if all(isinstance(self.ops[j], (HorizontalFlip, VerticalFlip)) for j in run):
+                    for j in run:
+                        out = self.compose.transforms[j].apply(out, **host[j])
+                else:
+                    out = warp_run(out, [self.ops[j] for j in run], [params[j] for j in run])
+                skip.update(run)
+                continue
             out = t.apply(out, **v)
         return out
 
