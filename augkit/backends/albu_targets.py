@@ -19,6 +19,7 @@ import torch
 from albumentations.core.type_definitions import Targets
 
 from .. import targets as T
+from ..geometry import rotates, run_style
 from ..ops import Op
 from ..params import Params
 from ..random import Draw
@@ -53,20 +54,20 @@ class MatrixTargets:
     mask_fill: int = 0  # set by ``to_compose`` from the pipeline's ``mask_fill``
 
     def _matrix(self, params: dict[str, Any], hw: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
+        # the matrix is the identity where ``apply`` is false (a RandomResizedCrop still resizes then)
         m, out_hw = T.pipeline_matrix([self.op], op_params(self.op, params), hw)
         return m, out_hw
 
     def apply_to_mask(self, mask: np.ndarray, **params: Any) -> np.ndarray:
-        if not params.get("apply", True):
-            return mask
         m, out_hw = self._matrix(params, mask.shape[:2])
         t = torch.from_numpy(np.ascontiguousarray(mask))
         t = t[None, None] if mask.ndim == 2 else t.permute(2, 0, 1)[None]  # (1, K, H, W)
-        out = T.warp_masks(t, m, out_hw, self.mask_fill)[0]
+        border = run_style([self.op])[0]
+        out = T.warp_masks(t, m, out_hw, self.mask_fill, border, separable=not rotates([self.op]))[0]
         return out[0].numpy() if mask.ndim == 2 else np.ascontiguousarray(out.permute(1, 2, 0).numpy())
 
     def apply_to_bboxes(self, bboxes: np.ndarray, **params: Any) -> np.ndarray:
-        if not params.get("apply", True) or len(bboxes) == 0:
+        if len(bboxes) == 0:
             return bboxes
         h, w = params["shape"][:2]
         m, (oh, ow) = self._matrix(params, (h, w))
@@ -77,7 +78,7 @@ class MatrixTargets:
         return out
 
     def apply_to_keypoints(self, keypoints: np.ndarray, **params: Any) -> np.ndarray:
-        if not params.get("apply", True) or len(keypoints) == 0:
+        if len(keypoints) == 0:
             return keypoints
         h, w = params["shape"][:2]
         m, _ = self._matrix(params, (h, w))
