@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 TARGET_KEYS = ("masks", "boxes", "keypoints", "labels")
+MIN_SIDE = 1e-3  # px: a clipped box must be wider and taller than this (float32 rounding leaves slivers)
 Run = tuple[Tensor, tuple[int, int], str, bool]  # one resampling run: (M, out_hw, border, may rotate)
 
 
@@ -195,39 +196,50 @@ def enclose_boxes(boxes: Tensor, sample: Tensor, m: Tensor) -> Tensor:
     return torch.cat((moved.amin(1), moved.amax(1)), 1)
 
 
-def map_boxes(
-    boxes: Tensor, sample: Tensor, m: Tensor, out_hw: tuple[int, int], min_visibility: float = 0.0
-) -> tuple[Tensor, Tensor]:
+Stage = tuple[Tensor, tuple[int, int]]  # one resample: (M (B, 3, 3) input -> output, output (H, W))
+
+
+def _clip(boxes: Tensor, hw: tuple[int, int]) -> Tensor:
+    limit = boxes.new_tensor([hw[1], hw[0], hw[1], hw[0]])
+    return torch.minimum(boxes.clamp_min(0), limit)
+
+
+def map_boxes(boxes: Tensor, sample: Tensor, stages: Sequence[Stage], min_visibility: float = 0.0) -> tuple[Tensor, Tensor]:
     """Boxes through their samples' matrices: (boxes (N, 4) float32 clipped, keep (N,) bool).
 
-    Each box becomes the axis-aligned box around its 4 transformed corners (exact for flips,
-    scales, translations and 90-degree turns; the enclosing box for rotations and shears),
-    clipped to [0, ow] x [0, oh]. ``keep`` is False for boxes with no area left or whose
-    clipped area is below ``min_visibility`` times their unclipped area.
-    Shape: boxes (N, 4) xyxy edge coordinates, sample (N,) int64, m (B, 3, 3).
+    ``stages``: the resampling runs in order, each (M, out_hw). In each, a box becomes the
+    axis-aligned box around its 4 moved corners (exact for flips, scales, translations, crops
+    and quarter turns; the enclosing box for rotations and shears) and is clipped to that
+    run's output, since what a run leaves outside its frame is gone for the runs after it.
+    ``keep`` is False for boxes with no area left (a side under ``MIN_SIDE``) or whose area is
+    below ``min_visibility`` times the area of the whole box moved by every run, unclipped.
+    Shape: boxes (N, 4) xyxy edge coordinates, sample (N,) int64, each M (B, 3, 3).
     """
-    oh, ow = out_hw
-    moved = enclose_boxes(boxes, sample, m)
-    lo, hi = moved[:, :2], moved[:, 2:]
-    area = (hi - lo).prod(1)
-    limit = moved.new_tensor([ow, oh])
-    lo_c = torch.minimum(lo.clamp_min(0), limit)
-    hi_c = torch.minimum(hi.clamp_min(0), limit)
-    size = hi_c - lo_c
-    keep = (size > 0).all(1) & (size.prod(1) >= min_visibility * area)
-    return torch.cat((lo_c, hi_c), 1).float(), keep
+    cur = boxes
+    whole = boxes
+    for m, hw in stages:
+        cur = _clip(enclose_boxes(cur, sample, m), hw)
+        whole = enclose_boxes(whole, sample, m)
+    size = cur[:, 2:] - cur[:, :2]
+    area = (whole[:, 2:] - whole[:, :2]).prod(1)
+    keep = (size > MIN_SIDE).all(1) & (size.prod(1) >= min_visibility * area)
+    return cur.float(), keep
 
 
-def map_keypoints(points: Tensor, sample: Tensor, m: Tensor, out_hw: tuple[int, int]) -> tuple[Tensor, Tensor]:
+def map_keypoints(points: Tensor, sample: Tensor, stages: Sequence[Stage]) -> tuple[Tensor, Tensor]:
     """Keypoints through their samples' matrices: (points (N, 2) float32, visible (N,) bool).
 
-    Shape: points (N, 2) xy edge coordinates, sample (N,) int64, m (B, 3, 3).
+    Never dropped; ``visible`` is False once a point leaves a run's output [0, W) x [0, H)
+    (what a run leaves outside its frame is gone, even if a later run would bring it back).
+    Shape: points (N, 2) xy edge coordinates, sample (N,) int64, each M (B, 3, 3).
     """
-    oh, ow = out_hw
-    moved = _points(m, sample, points[:, None, :])[:, 0]  # (N, 2)
-    x, y = moved.unbind(1)
-    visible = (x >= 0) & (x < ow) & (y >= 0) & (y < oh)
-    return moved.float(), visible
+    cur = points
+    visible = torch.ones(points.shape[0], dtype=torch.bool, device=points.device)
+    for m, (oh, ow) in stages:
+        cur = _points(m, sample, cur[:, None, :])[:, 0]  # (N, 2)
+        x, y = cur.unbind(1)
+        visible &= (x >= 0) & (x < ow) & (y >= 0) & (y < oh)
+    return cur.float(), visible
 
 
 # checks -------------------------------------------------------------------------------
@@ -352,16 +364,19 @@ def transform_targets(
     Returns the keys given among ``masks`` (B, [K,] oh, ow), ``boxes``, ``labels`` and
     ``box_keep`` (lists of B tensors), ``keypoints`` and ``keypoints_visible`` (lists).
     """
-    runs, m, out_hw = pipeline_runs(ops, params, hw, batch, device)
+    runs, _, _ = pipeline_runs(ops, params, hw, batch, device)
+    stages = [(mr, run_hw) for mr, run_hw, _, _ in runs]
     out: dict[str, Any] = {}
-    if "masks" in targets:
+    if "masks" in targets:  # one nearest warp per run, as the image: a run's border reads its own input
         masks, has_k = targets["masks"]
-        for mr, run_hw, border, turns in _mask_warps(runs):
+        for mr, run_hw, border, turns in runs:
+            if masks.device.type == "cpu":  # reading the matrices is free here: trust them, not the ops' ranges
+                turns = bool((mr[:, 0, 1] != 0).any() or (mr[:, 1, 0] != 0).any())
             masks = warp_masks(masks, mr, run_hw, mask_fill, border, separable=not turns)
         out["masks"] = masks if has_k else masks[:, 0]
     if "boxes" in targets:
         r = targets["boxes"]
-        boxes, keep = map_boxes(r.values, r.sample, m, out_hw, min_visibility)
+        boxes, keep = map_boxes(r.values, r.sample, stages, min_visibility)
         out["boxes"] = r.split(boxes, keep)
         out["box_keep"] = r.split(r.local_index(), keep)
         if "labels" in targets:
@@ -373,22 +388,10 @@ def transform_targets(
                 out["labels"] = [_take(lab, k.cpu().numpy()) for lab, k in zip(labels, out["box_keep"])]
     if "keypoints" in targets:
         r = targets["keypoints"]
-        pts, visible = map_keypoints(r.values, r.sample, m, out_hw)
+        pts, visible = map_keypoints(r.values, r.sample, stages)
         out["keypoints"] = r.split(pts)
         out["keypoints_visible"] = r.split(visible)
     return out
-
-
-def _mask_warps(runs: list[Run]) -> list[Run]:
-    """The warps masks need: consecutive constant-border runs fold into one (one rounding, not
-    one per run); a replicate/reflect run warps on its own, since its border reads the input."""
-    warps: list[Run] = []
-    for mr, hw, border, turns in runs:
-        if warps and border == "constant" and warps[-1][2] == "constant":
-            warps[-1] = (mr @ warps[-1][0], hw, "constant", turns or warps[-1][3])
-        else:
-            warps.append((mr, hw, border, turns))
-    return warps
 
 
 def _take(labels: Any, idx: Any) -> Any:

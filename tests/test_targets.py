@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import augkit as ak
+from augkit.geometry import split_runs
 from augkit.params import Params
 from augkit.targets import map_boxes, map_keypoints, warp_masks
 
@@ -71,6 +72,9 @@ def test_boxes_match_the_warped_mask_of_each_box(name):
     # one mask channel per box: warped with the same params as the boxes
     masks = torch.stack([torch.stack([_render(bx) for bx in bs]) for bs in boxes])  # (B, n, H, W)
     out = pipe(x, masks=masks, boxes=boxes)
+    # one nearest resample moves a mask edge by at most half a pixel of its output; a second run
+    # (the image is resampled twice too) adds its own half pixel to the first, scaled by <= 1.2
+    tol = 1.0 if len(split_runs(pipe.ops)) == 1 else 1.25
     checked = 0
     for i in range(b):
         kept = out["box_keep"][i].tolist()
@@ -83,7 +87,7 @@ def test_boxes_match_the_warped_mask_of_each_box(name):
             if ref is None:  # a sliver narrower than a pixel centre: the box is that thin too
                 assert min(got[2] - got[0], got[3] - got[1]) < 1.0
                 continue
-            assert np.allclose(got, ref, atol=1.0), (name, i, k, got, ref)
+            assert np.allclose(got, ref, atol=tol), (name, i, k, got, ref)
             checked += 1
     assert checked >= b * n // 2
 
@@ -182,7 +186,7 @@ def test_warp_masks_rot90_matrix_equals_numpy_rot90():
     np.testing.assert_array_equal(out.numpy(), np.rot90(masks.numpy(), axes=(2, 3)))
     # boxes through the same matrix: pixel-edge box [x1, x2] x [y1, y2] -> [y1, y2] x [W - x2, W - x1]
     box = torch.tensor([[3.0, 5.0, 10.0, 7.0]])
-    got, keep = map_boxes(box, torch.tensor([0]), m, (W, H))
+    got, keep = map_boxes(box, torch.tensor([0]), [(m, (W, H))])
     assert keep.item() and got.tolist() == [[5.0, W - 10.0, 7.0, W - 3.0]]
     assert _mask_box(warp_masks(_render(box[0])[None, None], m[:1], (W, H))[0, 0]) == got[0].tolist()
 
@@ -197,7 +201,7 @@ def test_rotation_gives_the_box_enclosing_the_turned_corners():
     corners = np.array([[box[0], box[1]], [box[2], box[1]], [box[0], box[3]], [box[2], box[3]]]) - 0.5
     turned = corners @ np.array([[c, s], [-s, c]]) + np.array([cx - c * cx + s * cy, cy - s * cx - c * cy]) + 0.5
     ref = [turned[:, 0].min(), turned[:, 1].min(), turned[:, 0].max(), turned[:, 1].max()]
-    got, keep = map_boxes(torch.tensor([box]), torch.tensor([0]), m, (H, W))
+    got, keep = map_boxes(torch.tensor([box]), torch.tensor([0]), [(m, (H, W))])
     assert keep.item()
     np.testing.assert_allclose(got[0].numpy(), ref, atol=1e-4)
     # and it encloses every pixel of the rotated rectangle's nearest-warped mask
@@ -303,9 +307,9 @@ def test_multichannel_numpy_mask_is_hwk():
 
 def test_kernels_keep_empty_inputs():
     m = torch.eye(3).expand(2, 3, 3)
-    b, keep = map_boxes(torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64), m, (H, W))
+    b, keep = map_boxes(torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64), [(m, (H, W))])
     assert b.shape == (0, 4) and keep.shape == (0,)
-    p, vis = map_keypoints(torch.zeros(0, 2), torch.zeros(0, dtype=torch.int64), m, (H, W))
+    p, vis = map_keypoints(torch.zeros(0, 2), torch.zeros(0, dtype=torch.int64), [(m, (H, W))])
     assert p.shape == (0, 2) and vis.shape == (0,)
 
 
@@ -355,3 +359,15 @@ def test_bad_numpy_targets():
         pipe(img, boxes=np.array([[3.0, 0.0, 1.0, 1.0]]))
     with pytest.raises(ValueError, match=r"keypoints must have shape \(N, 2\)"):
         pipe(img, keypoints=np.zeros((3, 3)))
+
+
+def test_what_a_run_crops_away_stays_gone():
+    """CenterCrop, then (after a photometric op, so in a second resample) a 0.5x zoom: the box is
+    clipped to the crop before it shrinks, and a keypoint cut away stays invisible; hand-computed."""
+    pipe = ak.Pipeline([ak.CenterCrop((12, 16)), ak.Contrast(), ak.Zoom(scale=(0.5, 0.5))], seed=0)
+    out = pipe(torch.zeros(1, 3, H, W), boxes=[torch.tensor([[0.0, 0.0, W, H]])], keypoints=[torch.tensor([[2.0, 2.0], [16.0, 12.0]])])
+    # crop: x - 8, y - 6, clipped to [0, 16] x [0, 12]; zoom about (8, 6): u -> 8 + (u - 8) / 2
+    assert out["boxes"][0].tolist() == [[4.0, 3.0, 12.0, 9.0]]
+    assert out["keypoints"][0].tolist() == [[1.0, 1.0], [8.0, 6.0]]
+    assert out["keypoints_visible"][0].tolist() == [False, True]
+    assert out["image"].shape[-2:] == (12, 16)

@@ -123,3 +123,32 @@ def test_compose_boxes_match_the_compose_warped_masks():
 def test_compose_without_targets_still_works():
     out = ak.Pipeline([ak.Contrast()], seed=0).to_albumentations()(image=np.zeros((H, W, 3), np.uint8))
     assert out["image"].shape == (H, W, 3)
+
+
+def test_affine_matches_stock_albumentations_affine():
+    """Rotation + scale + translation: A.Affine's params are augkit Affine's (angle counter-clockwise)."""
+    ref = _stock(A.Affine(rotate=20, scale=1.1, translate_px={"x": 3, "y": -2}, p=1.0, interpolation=1, mask_interpolation=0, fill=0, fill_mask=0))
+    params = _params("Affine", apply=True, scale=1.1, angle=20.0, shear=0.0)
+    params.values[0]["translate"] = torch.tensor([[3 / W, -2 / H]])
+    for path, ours in _augkit_paths(ak.Pipeline([ak.Affine(rotate=30)], seed=0), params).items():
+        # Albumentations clips each box after the transform, as ours; a box cut to nothing is dropped by both
+        _compare(ours, ref, path, mask_tol=0.005)
+
+
+def test_random_resized_crop_matches_stock_on_its_drawn_crop():
+    """A.RandomResizedCrop draws a crop; augkit replays that box (top, left, h, w) and must agree."""
+    for seed in range(4):
+        c = A.Compose([A.RandomResizedCrop(size=(32, 32), scale=(0.3, 1.0), p=1.0)], bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels"]),
+                      keypoint_params=A.KeypointParams(format="xy", remove_invisible=False), save_applied_params=True, seed=seed)
+        img = np.zeros((H, W, 3), np.uint8)
+        ref = c(image=img, mask=_mask(), bboxes=BOXES, labels=LABELS, keypoints=KPS)
+        x1, y1, x2, y2 = ref["applied_transforms"][0][1]["crop_coords"]
+        params = _params("RandomResizedCrop", apply=True)
+        params.values[0].update(area=torch.ones(1, 10), log_ratio=torch.zeros(1, 10), pos=torch.zeros(1, 2),
+                                box=torch.tensor([[y1, x1, y2 - y1, x2 - x1]], dtype=torch.float32))
+        pipe = ak.Pipeline([ak.RandomResizedCrop((32, 32))], seed=0)
+        for path, ours in _augkit_paths(pipe, params).items():
+            what = f"{path} crop {(x1, y1, x2, y2)}"
+            # Albumentations' mask resize is OpenCV's INTER_NEAREST (source floor(j s), a half-pixel
+            # shift); ours reads the nearest centre (floor((j + 0.5) s)), so masks differ on a few columns
+            _compare(ours, ref, what, mask_tol=0.1)

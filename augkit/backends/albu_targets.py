@@ -19,7 +19,7 @@ import torch
 from albumentations.core.type_definitions import Targets
 
 from .. import targets as T
-from ..geometry import rotates, run_style
+from ..geometry import run_style
 from ..ops import Op
 from ..params import Params
 from ..random import Draw
@@ -63,7 +63,8 @@ class MatrixTargets:
         t = torch.from_numpy(np.ascontiguousarray(mask))
         t = t[None, None] if mask.ndim == 2 else t.permute(2, 0, 1)[None]  # (1, K, H, W)
         border = run_style([self.op])[0]
-        out = T.warp_masks(t, m, out_hw, self.mask_fill, border, separable=not rotates([self.op]))[0]
+        turns = bool((m[:, 0, 1] != 0).any() or (m[:, 1, 0] != 0).any())
+        out = T.warp_masks(t, m, out_hw, self.mask_fill, border, separable=not turns)[0]
         return out[0].numpy() if mask.ndim == 2 else np.ascontiguousarray(out.permute(1, 2, 0).numpy())
 
     def apply_to_bboxes(self, bboxes: np.ndarray, **params: Any) -> np.ndarray:
@@ -83,7 +84,7 @@ class MatrixTargets:
         h, w = params["shape"][:2]
         m, _ = self._matrix(params, (h, w))
         xy = torch.from_numpy(np.asarray(keypoints[:, :2], dtype=np.float64) + 0.5)  # centres -> edges
-        moved, _ = T.map_keypoints(xy, torch.zeros(len(xy), dtype=torch.int64), m, (h, w))
+        moved, _ = T.map_keypoints(xy, torch.zeros(len(xy), dtype=torch.int64), [(m, (h, w))])
         out = keypoints.astype(np.float64, copy=True)
         out[:, :2] = moved.double().numpy() - 0.5
         if out.shape[1] >= 5:  # Albumentations' columns x, y, z, angle (radians), scale
