@@ -107,8 +107,8 @@ class Pipeline:
             keys = torch.randint(0, KEY_HIGH - 1, (n,), generator=rng, device=rng.device)
         elif keys.shape != (n,):
             raise ValueError(f"keys must have shape ({n},), got {tuple(keys.shape)}")
-        draw = Draw(keys.to(device=device, dtype=torch.int64))  # the seed enters through the keys
-        params = Params(tuple(type(op).__name__ for op in self.ops), tuple(op.sample(n, draw.child(i)) for i, op in enumerate(self.ops)))
+        draws = Draw(keys.to(device=device, dtype=torch.int64)).children(len(self.ops))  # the seed enters through the keys
+        params = Params(tuple(type(op).__name__ for op in self.ops), tuple(op.sample(n, d) for op, d in zip(self.ops, draws)))
         return params if hw is None else self.fill_sized(params, hw)
 
     def fill_sized(self, params: Params, hw: tuple[int, int] | Tensor) -> Params:

@@ -18,9 +18,9 @@ from torch.utils.data import Dataset, default_collate
 from ..ops import Normalize
 from ..params import Params
 from ..pipeline import Pipeline
-from ..random import sample_key
+from ..random import item_keys, sample_key
 
-__all__ = ["AugmentedDataset", "collate_uint8", "to_chw_uint8", "to_hwc_uint8", "sample_key", "split_item", "item_targets", "TARGET_KEYS"]
+__all__ = ["AugmentedDataset", "collate_uint8", "to_chw_uint8", "to_hwc_uint8", "sample_key", "epoch_base", "split_item", "item_targets", "TARGET_KEYS"]
 
 TARGET_KEYS = ("mask", "boxes", "labels", "keypoints")  # dict items' targets, moved with the image
 RAGGED_KEYS = ("boxes", "labels", "keypoints", "box_keep", "keypoints_visible")  # collated as lists
@@ -223,9 +223,9 @@ class AugmentedDataset(Dataset):
 
     The image goes through the pipeline's Albumentations backend (numpy, one image at a time),
     which is what DataLoader workers are good at. Item ``i`` at epoch ``e`` on rank ``r`` uses
-    the params of ``pipe.sample_keyed([sample_key(pipe.seed, seed, i, e, r)])``: the same output
-    whatever the worker count, batch size or order, and different per epoch once ``set_epoch``
-    is called.
+    the params of ``pipe.sample_keyed([self.key(i, e)])`` (``epoch_base``; the batched path keys
+    items the same way): the same output whatever the worker count, batch size or order, and
+    different per epoch once ``set_epoch`` is called (persistent workers included).
 
     Args:
         dataset: map-style dataset of images, ``(image, target, ...)`` tuples or dicts.
@@ -264,19 +264,26 @@ class AugmentedDataset(Dataset):
         self.rank = current_rank() if rank is None else int(rank)
         self.seed = int(seed)
         self.output = output
-        self.epoch = 0
+        # in shared memory: DataLoader workers (persistent ones too) read the epoch set_epoch wrote
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         self._per_image, self.normalize = split_normalize(pipe)
 
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch[0])
+
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch's augmentations (call before creating the epoch's iterator)."""
-        self.epoch = int(epoch)
+        """Select the epoch's augmentations; workers already running (persistent) see it too."""
+        self._epoch[0] = int(epoch)
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def key(self, index: int, epoch: int | None = None) -> int:
+        """The key of item ``index`` at ``epoch``: ``item_keys(epoch_base(...), [index])``, as the batched path's."""
         epoch = self.epoch if epoch is None else epoch
-        return sample_key(self.pipe.seed, self.seed, index, epoch, self.rank)
+        base = epoch_base(self.pipe.seed, self.seed, epoch, self.rank)
+        return int(item_keys(base, torch.tensor([index]))[0])
 
     def keyed_params(self, index: int, epoch: int | None = None) -> Params:
         """The params of item ``index`` at ``epoch``: ``pipe.sample_keyed([self.key(index, epoch)])``."""
@@ -285,6 +292,10 @@ class AugmentedDataset(Dataset):
     def __getitem__(self, index: int | tuple[int, int]) -> Any:
         """``ds[i]`` at the current epoch, or ``ds[i, epoch]`` (what ``ak.loader``'s sampler asks for)."""
         index, epoch = index if isinstance(index, tuple) else (index, None)
+        n = len(self.dataset)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} is out of range for a dataset of {n} items")
+        index = index % n  # ds[-1] is ds[n - 1], with the same augmentation
         item = self.dataset[index]
         image, put = split_item(item, self.image_key, f"dataset[{index}]")
         hwc = to_hwc_uint8(image, f"the image of dataset[{index}]")
@@ -305,3 +316,12 @@ class AugmentedDataset(Dataset):
         if targets:
             return _put_targets(item, self.image_key, image, res, mask_chw=not isinstance(mask, np.ndarray) and not _is_pil(mask))
         return put(image)
+
+
+def epoch_base(pipe_seed: int, seed: int, epoch: int, rank: int) -> int:
+    """The key base of one epoch of a loader: items are keyed by ``item_keys(base, index)``.
+
+    The reproducibility contract: item i at epoch e gets the params of
+    ``pipe.sample_keyed(item_keys(epoch_base(pipe.seed, seed, e, rank), [i]))`` on every path.
+    """
+    return sample_key(pipe_seed, seed, epoch, rank)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -18,10 +18,12 @@ from ..buffers import OutputPool
 from ..device import resolve_device
 from ..ops import Normalize
 from ..pipeline import Pipeline
+from ..random import item_keys
 from .datasets import (
     AugmentedDataset,
     collate_uint8,
     current_rank,
+    epoch_base,
     item_targets,
     sample_key,
     split_item,
@@ -36,8 +38,33 @@ __all__ = ["DeviceLoader", "Loader", "loader", "resolve_device", "choose_backend
 # 96x96 and 128x128 on a 2-core machine).
 CPU_TENSOR_MAX_PIXELS = 96 * 96
 
-_SHUFFLE_STREAM = -1  # sample_key tags: keep shuffle order and batched-path keys apart from per-index keys
+_SHUFFLE_STREAM = -1  # sample_key tags: keep shuffle order and unindexed batches apart from per-index keys
 _DEVICE_STREAM = -2
+
+
+class IndexedBatch(NamedTuple):
+    """A collated batch with the dataset indices of its items: the DeviceLoader keys params by them."""
+
+    batch: Any
+    index: Tensor  # (B,) int64
+
+
+class _Indexed:
+    """A map-style dataset whose items come with their index: ``ds[i] -> (item, i)``."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        return self.dataset[index], int(index)
+
+
+def collate_indexed(batch: list[tuple[Any, int]], image_key: str = "image") -> IndexedBatch:
+    """Collate ``(item, index)`` pairs into an ``IndexedBatch`` (images as ``collate_uint8``)."""
+    return IndexedBatch(collate_uint8([b[0] for b in batch], image_key), torch.tensor([b[1] for b in batch], dtype=torch.int64))
 
 
 def _batch_images(batch: Any, image_key: str) -> tuple[Tensor, Callable[[Any], Any]]:
@@ -70,8 +97,14 @@ class DeviceLoader:
 
     Yields batches shaped like the input's, the images replaced by float32 (B, C, H, W) on
     ``device``; targets untouched. On CUDA, batch k+1 is copied on a side stream while batch
-    k is augmented; the host never converts to float. Each ``iter()`` uses the current epoch
-    and then advances it; ``set_epoch(e)`` picks one (forwarded to the loader's sampler).
+    k is augmented; the host never converts to float. An epoch advances when it was iterated
+    to the end (a peek with ``next(iter(dl))`` does not); ``set_epoch(e)`` picks one
+    (forwarded to the loader's sampler).
+
+    Params: batches that are ``IndexedBatch`` (what ``ak.loader`` builds) key each item by its
+    dataset index, ``item_keys(epoch_base(pipe.seed, seed, epoch, rank), index)``, the same
+    params as the per-image path whatever the batch size or worker count. Other batches draw
+    from one generator per epoch, so their params depend on the batch order and size.
     """
 
     def __init__(
@@ -112,55 +145,65 @@ class DeviceLoader:
     def __iter__(self) -> Iterator[Any]:
         epoch = self.epoch
         self.set_epoch(epoch)  # the sampler shuffles for the same epoch
-        self.epoch = epoch + 1
         gen = self.generator(epoch)
-        if self.device.type == "cuda":
-            return self._iter_cuda(gen)
-        return self._iter_plain(gen)
+        base = epoch_base(self.pipe.seed, self.seed, epoch, self.rank)
+        yield from (self._iter_cuda if self.device.type == "cuda" else self._iter_plain)(gen, base)
+        self.epoch = epoch + 1  # only an epoch iterated to the end counts
 
-    def _augment(self, images: Tensor, gen: torch.Generator, batch: Any = None, put: Callable[[Any], Any] | None = None) -> Any:
-        """The augmented batch: ``put`` (the batch rebuilt around new images), targets moved too."""
-        params = self.pipe.sample(images.shape[0], self.device, generator=gen)
+    def _augment(self, images: Tensor, index: Tensor | None, gen: torch.Generator, base: int,
+                 batch: Any = None, put: Callable[[Any], Any] | None = None) -> Any:
+        """The augmented batch: ``put`` rebuilds it around the new images; dict targets move too."""
+        n = images.shape[0]
+        if index is None:
+            params = self.pipe.sample(n, self.device, generator=gen)
+        else:
+            params = self.pipe.sample(n, self.device, keys=item_keys(base, index.to(self.device)))
         targets = item_targets(batch)
         if not targets:
             out = self.pipe(images, params=params)
             return out if put is None else put(out)
         if "mask" in targets:
             targets["masks"] = targets.pop("mask").to(self.device, non_blocking=True)
-        out = self.pipe(images, params=params, **targets)
-        if "masks" in out:
-            out["mask"] = out.pop("masks")
-        return {**batch, self.image_key: out.pop("image"), **out}
+        res = self.pipe(images, params=params, **targets)
+        if "masks" in res:
+            res["mask"] = res.pop("masks")
+        return {**batch, self.image_key: res.pop("image"), **res}
 
-    def _iter_plain(self, gen: torch.Generator) -> Iterator[Any]:
+    def _iter_plain(self, gen: torch.Generator, base: int) -> Iterator[Any]:
         for batch in self.loader:
+            batch, index = _unindex(batch)
             images, put = _batch_images(batch, self.image_key)
-            yield self._augment(images.to(self.device), gen, batch, put)
+            yield self._augment(images.to(self.device), index, gen, base, batch, put)
 
-    def _iter_cuda(self, gen: torch.Generator) -> Iterator[Any]:
+    def _iter_cuda(self, gen: torch.Generator, base: int) -> Iterator[Any]:
         copy_stream = torch.cuda.Stream(self.device)
         batches = iter(self.loader)
 
-        def start_next() -> tuple[Tensor, Callable[[Any], Any], Any] | None:
+        def start_next() -> tuple[Tensor, Tensor | None, Callable[[Any], Any], Any] | None:
             batch = next(batches, None)
             if batch is None:
                 return None
+            batch, index = _unindex(batch)
             images, put = _batch_images(batch, self.image_key)
             if images.device.type == "cpu" and not images.is_pinned():
                 images = images.pin_memory()
             with torch.cuda.stream(copy_stream):
                 on_device = images.to(self.device, non_blocking=True)  # uint8 over the bus
-            return on_device, put, batch
+            return on_device, index, put, batch
 
         nxt = start_next()
         while nxt is not None:
-            images, put, batch = nxt
+            images, index, put, batch = nxt
             compute = torch.cuda.current_stream(self.device)
             compute.wait_stream(copy_stream)
             images.record_stream(compute)  # its memory belongs to the compute stream now
-            out = self._augment(images, gen, batch, put)  # queued on the GPU
+            out = self._augment(images, index, gen, base, batch, put)  # queued on the GPU
             nxt = start_next()  # host fetch + copy of the next batch overlap that work
             yield out
+
+
+def _unindex(batch: Any) -> tuple[Any, Tensor | None]:
+    return (batch.batch, batch.index) if isinstance(batch, IndexedBatch) else (batch, None)
 
 
 class HostFinisher:
@@ -249,16 +292,14 @@ class Loader:
 
     def __iter__(self) -> Iterator[Any]:
         epoch = self.epoch
-        self.epoch = epoch + 1
         if self._shuffle_gen is not None:
             self._shuffle_gen.manual_seed(sample_key(_SHUFFLE_STREAM, self.seed, epoch))
         self.inner.set_epoch(epoch)
         sampler = self.data_loader.sampler
         if isinstance(self.inner, AugmentedDataset) and hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
-        if isinstance(self.inner, DeviceLoader):
-            return iter(self.inner)
-        return iter(self._finisher)
+        yield from (self.inner if isinstance(self.inner, DeviceLoader) else self._finisher)
+        self.epoch = epoch + 1  # only an epoch iterated to the end counts; a peek does not
 
 
 def loader(
@@ -292,6 +333,8 @@ def loader(
         rank: distributed rank mixed into the keys; ``None`` reads torch.distributed.
 
     Images come out float32 (B, C, H, W) on the device; targets are collated, not moved.
+    Item i at epoch e gets the same params on every path (tensor or Albumentations, CPU or
+    CUDA, any batch size or worker count): docs/reliability.md, "Reproducibility".
     """
     if not isinstance(pipe, Pipeline):
         raise TypeError(f"pipe must be an ak.Pipeline, got {type(pipe).__name__}")
@@ -315,8 +358,9 @@ def loader(
         persistent_workers=num_workers > 0,
         collate_fn=partial(collate_uint8, image_key=image_key),
     )
-    if backend == "tensor":
-        dl = DataLoader(dataset, sampler=sampler, pin_memory=dev.type == "cuda", **common)
+    if backend == "tensor":  # items carry their index: params keyed per item, as on the per-image path
+        common["collate_fn"] = partial(collate_indexed, image_key=image_key)
+        dl = DataLoader(_Indexed(dataset), sampler=sampler, pin_memory=dev.type == "cuda", **common)
         inner: DeviceLoader | AugmentedDataset = DeviceLoader(dl, pipe, dev, image_key=image_key, seed=seed, rank=rank)
     else:  # workers augment per image and stack uint8; the main process converts to float once
         inner = AugmentedDataset(dataset, pipe, image_key=image_key, rank=rank, seed=seed, output="uint8")
