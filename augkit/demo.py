@@ -9,6 +9,7 @@ import torch
 
 from .device import resolve_device
 from .images import sample_batch
+from .ops import RandomResizedCrop, Rotate
 from .pipeline import Pipeline, default_pipeline
 
 
@@ -45,7 +46,7 @@ def run_demo(out: str | Path = "augkit-demo.png", size: int = 224, batch_size: i
     pipe = default_pipeline(seed)
     images = sample_batch(160, 4).to(device)
     out = Path(out)
-    Image.fromarray(preview_grid(pipe, images)).save(out)
+    Image.fromarray(preview_grid(Pipeline([RandomResizedCrop(160, scale=(0.4, 1.0)), Rotate(15, border="reflect"), *pipe.ops], seed=seed), images)).save(out)
 
     x = sample_batch(size, batch_size).to(device)
     kornia = kornia_sequential(pipe.ops).to(device)

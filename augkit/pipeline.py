@@ -237,6 +237,13 @@ class Pipeline:
         y = self._tensor(xb, params)
         return (y[0] if single else y), params
 
+    def sets_size_first(self) -> bool:
+        """Whether the first op(s) form a geometric run with a sizing op: images of mixed sizes are welcome."""
+        steps = self._tensor.steps
+        return bool(steps) and steps[0].kind == "warp" and steps[0].indices[0] == 0 and any(
+            isinstance(self.ops[i], SizingOp) for i in steps[0].indices
+        )
+
     def _call_list(self, xs: list[Tensor], params: Params | None) -> tuple[Tensor, Params]:
         """Images (C, Hi, Wi) of mixed sizes -> one (B, C, H, W) float32 batch (needs a sizing op)."""
         first = xs[0]
@@ -253,9 +260,7 @@ class Pipeline:
         other = next((s for s in sizes if s != sizes[0]), None)
         if other is None:  # one size: an ordinary batch
             return self._call_tensor(torch.stack(xs), params)
-        if not self._tensor.steps or self._tensor.steps[0].kind != "warp" or not any(
-            isinstance(self.ops[i], SizingOp) for i in self._tensor.steps[0].indices
-        ):
+        if not self.sets_size_first():
             raise ValueError(
                 f"images of mixed sizes ({sizes[0][0]}x{sizes[0][1]} and {other[0]}x{other[1]}) need a sizing op "
                 "(ak.RandomResizedCrop, ak.Resize, ak.CenterCrop or ak.RandomCrop) in the pipeline's first run of "

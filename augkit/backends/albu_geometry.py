@@ -62,12 +62,11 @@ def warp_run(img: np.ndarray, ops: list[Op], values: list[dict[str, torch.Tensor
     if antialias and separable and bool((G.shrink(inv)[0] > 1).any() or (G.shrink(inv)[1] > 1).any()):
         from .tensor import _warp_one
 
-        x = torch.from_numpy(np.ascontiguousarray(img.reshape(h, w, -1))).permute(2, 0, 1)[None].float()
+        x = torch.from_numpy(np.ascontiguousarray(img.reshape(h, w, -1))).permute(2, 0, 1)[None]
         c = fill * 255 if img.dtype == np.uint8 else fill
-        if border == "constant" and c:
-            x -= c
-        y = _warp_one(x, inv, (ho, wo), border, interp, separable, True)
-        if border == "constant" and c:
+        c = c if border == "constant" else 0.0
+        y = _warp_one(x, inv, (ho, wo), border, interp, separable, True, G.run_clip(ops, values, (h, w)), c)
+        if c:
             y += c
         out = y[0].permute(1, 2, 0).numpy()
         out = np.clip(np.rint(out), 0, 255).astype(np.uint8) if img.dtype == np.uint8 else out.astype(np.float32)

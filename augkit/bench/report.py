@@ -12,9 +12,10 @@ GROUP_TITLES = {
     "batched": "Batched pipeline vs peers (uint8 batch in, float32 [0, 1] batch out)",
     "overhead": "Albumentations-backend overhead (one HWC uint8 image at a time)",
     "loader": "End-to-end loader (dataset of HWC uint8 images -> float32 batches)",
+    "recipe": "RandomResizedCrop + flip + contrast + noise from mixed-size uint8 photos",
     "targets": "Carrying targets (detection workload; x = time over the image-only time)",
 }
-BASE_NAME = {"batched": "augkit", "overhead": "pipe(img)", "loader": "augkit.loader", "targets": "image-only"}
+BASE_NAME = {"batched": "augkit", "overhead": "pipe(img)", "loader": "augkit.loader", "recipe": "augkit", "targets": "image-only"}
 
 
 def _fmt(v: float | None, spec: str, none: str = "-") -> str:

@@ -329,7 +329,7 @@ def _loader_cases(size: int, batch: int, device: str, imgs: list[np.ndarray], pi
 def run_bench(sizes: tuple[int, ...] = (32, 224), batch_size: int = 64, device: str = "auto",
               peers: tuple[str, ...] = PEERS, repeats: int | None = None, warmup: int | None = None,
               quick: bool = False, workers: int | None = None, seed: int = 0,
-              log: Callable[[str], None] | None = None) -> dict[str, Any]:
+              log: Callable[[str], None] | None = None, recipe: bool = True) -> dict[str, Any]:
     """Run every case at every size; return the results (see ``augkit.bench.report`` to print or save them).
 
     Args:
@@ -337,6 +337,7 @@ def run_bench(sizes: tuple[int, ...] = (32, 224), batch_size: int = 64, device: 
         device: auto | cpu | cuda, for the batched cases. peers: subset of ``PEERS``.
         repeats, warmup: timed and untimed calls per case (defaults 10/3, or 5/1 with ``quick``).
         workers: DataLoader workers for the per-image cases (default: usable cores, at most 8).
+        recipe: also run the RandomResizedCrop workload from mixed-size photos (``bench/recipe.py``).
     """
     unknown = [p for p in peers if p not in PEERS]
     if unknown:
@@ -375,6 +376,10 @@ def run_bench(sizes: tuple[int, ...] = (32, 224), batch_size: int = 64, device: 
         if "albumentations" in peers:
             rows += _overhead_cases(size, imgs, default_pipeline(seed), cfg)
             rows += _loader_cases(size, batch_size, device, imgs, default_pipeline(seed), x, ref, workers, cfg, sync)
+        if recipe:  # the second workload: RandomResizedCrop recipe from mixed-size photos (bench/recipe.py)
+            from .recipe import recipe_cases
+
+            rows += recipe_cases(size, batch_size, dev, tuple(peers), workers, cfg, sync)
         rows += target_cases(size, batch_size, x, cfg, sync, seed)
         for r in rows:
             if r["size"] == size and r["status"] == "ok":
@@ -391,7 +396,8 @@ def run_bench(sizes: tuple[int, ...] = (32, 224), batch_size: int = 64, device: 
 def _add_ratios(result: dict) -> None:
     """ratio = (augkit's images/s) / (this case's) within a size and group; pct_bound = % of the copy bound."""
     by = {(r["size"], r["case"]): r for r in result["rows"] if r["status"] == "ok"}
-    base = {"batched": "augkit", "overhead": "albu-backend", "loader": "loader-augkit", "targets": "det-image"}
+    base = {"batched": "augkit", "overhead": "albu-backend", "loader": "loader-augkit", "recipe": "recipe-augkit",
+            "targets": "det-image"}
     bound = {b["size"]: b["img_s"] for b in result["bounds"]}
     for r in result["rows"]:
         ours = by.get((r["size"], base[r["group"]]))

@@ -150,12 +150,18 @@ def split_item(item: Any, image_key: str = "image", where: str = "item") -> tupl
     )
 
 
-def _stack_uint8(images: Sequence[Any]) -> Tensor:
-    """Images of one size -> (B, C, H, W) uint8 (in shared memory inside DataLoader workers)."""
+def _stack_uint8(images: Sequence[Any], ragged: bool = False) -> Tensor | list[Tensor]:
+    """Images of one size -> (B, C, H, W) uint8 (in shared memory inside DataLoader workers).
+
+    ``ragged``: images of mixed sizes come back as a list of (C, H, W) uint8 tensors instead
+    (for a pipeline whose first run of geometric ops sets the size: ``pipe(list)``).
+    """
     chws = [to_chw_uint8(im, f"image {i} of the batch") for i, im in enumerate(images)]
     sizes: dict[tuple[int, ...], list[int]] = {}
     for i, t in enumerate(chws):
         sizes.setdefault(tuple(t.shape), []).append(i)
+    if len(sizes) > 1 and ragged and len({s[0] for s in sizes}) == 1:
+        return chws
     if len(sizes) > 1:
         listed = ", ".join(f"{'x'.join(map(str, s))} (items {idx[:5]}{'...' if len(idx) > 5 else ''})" for s, idx in sizes.items())
         raise ValueError(
@@ -166,23 +172,24 @@ def _stack_uint8(images: Sequence[Any]) -> Tensor:
     return default_collate(chws)  # one strided copy into the (shared) batch
 
 
-def collate_uint8(batch: Sequence[Any], image_key: str = "image") -> Any:
+def collate_uint8(batch: Sequence[Any], image_key: str = "image", ragged: bool = False) -> Any:
     """A list of items -> one batch whose images are a (B, C, H, W) uint8 tensor, never float.
 
     Items may be bare images (-> the tensor), ``(image, target, ...)`` tuples (-> a tuple of
     the images tensor and the default-collated rest) or dicts (``image_key`` stacked, the other
     keys default-collated). Use it as ``DataLoader(..., collate_fn=ak.collate_uint8)``.
+    ``ragged=True`` lets images of mixed sizes through as a list of (C, H, W) uint8 tensors.
     """
     if len(batch) == 0:
         raise ValueError("collate_uint8 needs at least one item, got an empty batch")
     first = batch[0]
     if is_image(first):
-        return _stack_uint8(batch)
+        return _stack_uint8(batch, ragged)
     parts = [split_item(b, image_key, f"item {i} of the batch") for i, b in enumerate(batch)]
-    images = _stack_uint8([p[0] for p in parts])
+    images = _stack_uint8([p[0] for p in parts], ragged)
     if isinstance(first, Mapping):  # detection items: ragged targets stay lists of B
-        ragged = "boxes" in first or "keypoints" in first
-        rest = {k: [b[k] for b in batch] if ragged and k in RAGGED_KEYS else default_collate([b[k] for b in batch]) for k in first if k != image_key}
+        boxed = "boxes" in first or "keypoints" in first
+        rest = {k: [b[k] for b in batch] if boxed and k in RAGGED_KEYS else default_collate([b[k] for b in batch]) for k in first if k != image_key}
         return {**rest, image_key: images}
     n = len(first)
     if any(len(b) != n for b in batch):

@@ -69,6 +69,8 @@ def collate_indexed(batch: list[tuple[Any, int]], image_key: str = "image") -> I
 
 def _batch_images(batch: Any, image_key: str) -> tuple[Tensor, Callable[[Any], Any]]:
     images, put = split_item(batch, image_key, "a batch from the wrapped loader")
+    if isinstance(images, list) and images and all(isinstance(t, Tensor) and t.dim() == 3 for t in images):
+        return images, put  # mixed sizes (collate_uint8(ragged=True)): the pipeline sets the size
     if not isinstance(images, Tensor) or images.dim() != 4:
         got = f"shape {tuple(images.shape)}" if isinstance(images, Tensor) else type(images).__name__
         raise TypeError(
@@ -150,10 +152,10 @@ class DeviceLoader:
         yield from (self._iter_cuda if self.device.type == "cuda" else self._iter_plain)(gen, base)
         self.epoch = epoch + 1  # only an epoch iterated to the end counts
 
-    def _augment(self, images: Tensor, index: Tensor | None, gen: torch.Generator, base: int,
+    def _augment(self, images: Tensor | list[Tensor], index: Tensor | None, gen: torch.Generator, base: int,
                  batch: Any = None, put: Callable[[Any], Any] | None = None) -> Any:
         """The augmented batch: ``put`` rebuilds it around the new images; dict targets move too."""
-        n = images.shape[0]
+        n = len(images)
         if index is None:
             params = self.pipe.sample(n, self.device, generator=gen)
         else:
@@ -173,7 +175,8 @@ class DeviceLoader:
         for batch in self.loader:
             batch, index = _unindex(batch)
             images, put = _batch_images(batch, self.image_key)
-            yield self._augment(images.to(self.device), index, gen, base, batch, put)
+            moved = [t.to(self.device) for t in images] if isinstance(images, list) else images.to(self.device)
+            yield self._augment(moved, index, gen, base, batch, put)
 
     def _iter_cuda(self, gen: torch.Generator, base: int) -> Iterator[Any]:
         copy_stream = torch.cuda.Stream(self.device)
@@ -185,18 +188,19 @@ class DeviceLoader:
                 return None
             batch, index = _unindex(batch)
             images, put = _batch_images(batch, self.image_key)
-            if images.device.type == "cpu" and not images.is_pinned():
-                images = images.pin_memory()
+            parts = images if isinstance(images, list) else [images]  # a list: mixed sizes
+            parts = [t.pin_memory() if t.device.type == "cpu" and not t.is_pinned() else t for t in parts]
             with torch.cuda.stream(copy_stream):
-                on_device = images.to(self.device, non_blocking=True)  # uint8 over the bus
-            return on_device, index, put, batch
+                on_device = [t.to(self.device, non_blocking=True) for t in parts]  # uint8 over the bus
+            return (on_device if isinstance(images, list) else on_device[0]), index, put, batch
 
         nxt = start_next()
         while nxt is not None:
             images, index, put, batch = nxt
             compute = torch.cuda.current_stream(self.device)
             compute.wait_stream(copy_stream)
-            images.record_stream(compute)  # its memory belongs to the compute stream now
+            for t in images if isinstance(images, list) else [images]:
+                t.record_stream(compute)  # its memory belongs to the compute stream now
             out = self._augment(images, index, gen, base, batch, put)  # queued on the GPU
             nxt = start_next()  # host fetch + copy of the next batch overlap that work
             yield out
@@ -356,7 +360,7 @@ def loader(
         num_workers=num_workers,
         drop_last=drop_last,
         persistent_workers=num_workers > 0,
-        collate_fn=partial(collate_uint8, image_key=image_key),
+        collate_fn=partial(collate_uint8, image_key=image_key, ragged=pipe.sets_size_first()),
     )
     if backend == "tensor":  # items carry their index: params keyed per item, as on the per-image path
         common["collate_fn"] = partial(collate_indexed, image_key=image_key)
