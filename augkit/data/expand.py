@@ -43,6 +43,7 @@ from ._expand_files import (
     sha256_file,
     write_atomic,
 )
+from .expand_targets import augment_with_targets, mask_name, read_annotations, to_png_mask
 
 __all__ = ["expand", "ExpandSummary", "ExpandError", "copy_key", "output_name", "parse_shard", "IMAGE_EXTENSIONS"]
 
@@ -144,6 +145,7 @@ def expand(
     on_error: str = "fail",
     overwrite: bool = False,
     progress: bool = False,
+    annotations: str | Path | None = None,
 ) -> ExpandSummary:
     """Write ``copies`` augmented copies of every image below ``src`` into ``dst``, same layout.
 
@@ -165,6 +167,9 @@ def expand(
             "skip" records it in the summary and manifest and goes on.
         overwrite: replace a DST made with other settings instead of refusing; rewrite every output.
         progress: show a tqdm bar with images/s.
+        annotations: a JSON Lines file of masks, boxes, labels and keypoints per source
+            (``augkit.data.expand_targets``, docs/targets.md): each copy's mask is written as a PNG
+            beside it, its boxes and keypoints into its manifest line.
     """
     start = time.perf_counter()
     if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
@@ -193,7 +198,9 @@ def expand(
     src_abs, dst_abs = src.resolve(), dst.resolve()
     if dst_abs == src_abs or dst_abs.is_relative_to(src_abs) or src_abs.is_relative_to(dst_abs):
         raise ValueError(f"DST {str(dst)!r} must lie outside SRC {str(src)!r} (and not contain it)")
-    sources = list_images(src)
+    anns = read_annotations(annotations) if annotations is not None else {}
+    masks_in_src = {str(Path(a["mask"]).relative_to(src_abs).as_posix()) for a in anns.values() if "mask" in a and Path(a["mask"]).is_relative_to(src_abs)}
+    sources = [s for s in list_images(src) if s not in masks_in_src]  # masks kept beside the images are not sources
     if not sources:
         raise ValueError(f"SRC {str(src)!r} holds no images (looked for {', '.join(IMAGE_EXTENSIONS)})")
     ks = list(range(0 if include_original else 1, copies + 1))
@@ -248,6 +255,7 @@ def expand(
 
         n_todo = sum(len(p) for _, p in todo)
         job = _Job(pipe, seed, dev, src, dst, tmp_dir, format, quality, batch_size, workers, part_manifest, on_error)
+        job.annotations = anns
         job.run(todo, n_todo, progress)
         write_atomic(part_manifest, manifest_text(done + job.entries), tmp_dir)
         errors = tuple(sorted((e["source"], e["error"]) for e in job.entries if "error" in e))
@@ -278,6 +286,7 @@ class _Job:
         self.encodes: deque = deque()
         self.max_buffered = 4 * batch_size  # samples waiting in buckets before a partial batch runs
         self.max_encodes = 2 * batch_size + 4 * workers
+        self.annotations: dict[str, dict[str, Any]] = {}  # source -> its targets (expand_targets)
 
     def run(self, todo: list[tuple[str, list[tuple[int, str]]]], total: int, progress: bool) -> None:
         from tqdm import tqdm
@@ -340,10 +349,11 @@ class _Job:
             if k == 0:  # the original, re-encoded
                 self._encode(pixels, {"source": source, "copy": 0, "output": out, "key": None, "params": None})
                 continue
-            bucket = self.buckets.setdefault(tuple(img.shape), [])
+            key = tuple(img.shape) + (("mask" in self.annotations.get(source, {})),)  # a batch has masks for all or none
+            bucket = self.buckets.setdefault(key, [])
             bucket.append((img, source, k, out))
             if len(bucket) >= self.batch_size:
-                self._augment(tuple(img.shape))
+                self._augment(key)
         while sum(len(b) for b in self.buckets.values()) > self.max_buffered:
             self._augment(max(self.buckets, key=lambda s: len(self.buckets[s])))
 
@@ -354,11 +364,23 @@ class _Job:
         keys = [copy_key(self.seed, s, k) for _, s, k, _ in batch]
         x = torch.stack([img for img, *_ in batch]).to(self.dev, non_blocking=True)  # (B, C, H, W) uint8
         params = self.pipe.sample_keyed(keys)
-        y = to_uint8(self.pipe(x, params=params)).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, C)
+        anns = [self.annotations.get(s) for _, s, _, _ in batch]
+        if any(anns):
+            y, targets = augment_with_targets(self.pipe, x, params, anns, [s for _, s, _, _ in batch])
+        else:
+            y, targets = self.pipe(x, params=params), [None] * len(batch)
+        y = to_uint8(y).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, C)
         if y.shape[-1] == 1:
             y = y[..., 0]
         for i, ((_, s, k, out), p) in enumerate(zip(batch, params.tolist(), strict=True)):
-            self._encode(np.ascontiguousarray(y[i]), {"source": s, "copy": k, "output": out, "key": keys[i], "params": p})
+            entry = {"source": s, "copy": k, "output": out, "key": keys[i], "params": p}
+            t = targets[i]
+            if t is not None and t["mask"] is not None:  # written (atomically) before the copy's manifest line
+                entry["mask"] = mask_name(out)
+                entry["mask_sha256"] = encode_write(to_png_mask(t["mask"]), str(self.dst), entry["mask"], str(self.tmp_dir), "png", 95)
+            if t is not None and t["targets"] is not None:
+                entry["targets"] = t["targets"]
+            self._encode(np.ascontiguousarray(y[i]), entry)
 
     def _encode(self, pixels: np.ndarray, entry: dict[str, Any]) -> None:
         args = (pixels, str(self.dst), entry["output"], str(self.tmp_dir), self.fmt, self.quality)
