@@ -65,7 +65,12 @@ class Ragged:
     @staticmethod
     def from_list(parts: Sequence[Tensor], device: torch.device) -> Ragged:
         counts = tuple(int(p.shape[0]) for p in parts)
-        values = torch.cat([p.to(device) for p in parts]) if parts else torch.empty(0, device=device)
+        if not parts:
+            values = torch.empty(0, device=device)
+        elif len({p.device for p in parts}) == 1:  # one cat where they are, one move: no per-sample copies
+            values = torch.cat(list(parts)).to(device)
+        else:
+            values = torch.cat([p.to(device) for p in parts])
         # output_size: no device sync to size the result
         sample = torch.repeat_interleave(torch.arange(len(parts), device=device), torch.tensor(counts, device=device), output_size=sum(counts))
         return Ragged(values, sample, counts)

@@ -12,7 +12,7 @@ import torch
 import augkit as ak
 from augkit.geometry import split_runs
 from augkit.params import Params
-from augkit.targets import map_boxes, map_keypoints, warp_masks
+from augkit.targets import check_targets, map_boxes, map_keypoints, transform_targets, warp_masks
 
 H, W = 24, 32
 
@@ -371,3 +371,31 @@ def test_what_a_run_crops_away_stays_gone():
     assert out["keypoints"][0].tolist() == [[1.0, 1.0], [8.0, 6.0]]
     assert out["keypoints_visible"][0].tolist() == [False, True]
     assert out["image"].shape[-2:] == (12, 16)
+
+
+def test_torch_ops_issued_for_targets_do_not_grow_with_the_batch():
+    """A ragged batch costs no per-sample work: the same number of torch ops for B = 4 and B = 16."""
+    from collections import Counter
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.n = Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.n[str(func)] += 1
+            return func(*args, **(kwargs or {}))
+
+    pipe = ak.Pipeline([ak.RandomResizedCrop((16, 16)), ak.HorizontalFlip(), ak.Affine(rotate=10), ak.Contrast()], seed=0)
+    counts = []
+    for b in (4, 16):
+        params = pipe.sample(b, hw=(H, W))
+        kw = dict(masks=torch.zeros(b, H, W, dtype=torch.uint8), boxes=[torch.tensor([[1.0, 2.0, 20.0, 20.0], [5.0, 5.0, 9.0, 9.0]])] * b,
+                  keypoints=[torch.rand(3, 2) * 20] * b, labels=[torch.arange(2)] * b)
+        with Count() as c:
+            t = check_targets(b, (H, W), **kw)
+            transform_targets(pipe.ops, params, (H, W), t, batch=b)
+        counts.append(sum(c.n.values()))
+    assert counts[0] == counts[1], counts
