@@ -105,9 +105,14 @@ def test_to_albumentations_replays_on_the_tensor_path():
         _compare(ours, {**got, "labels": got["labels"]}, f"draw {drawn}", mask_tol=0.01)
 
 
-def test_compose_boxes_match_the_compose_warped_masks():
+@pytest.mark.parametrize("ops", [
+    [ak.HorizontalFlip(), ak.Zoom(scale=(0.7, 1.4))],
+    [ak.RandomResizedCrop((36, 44), scale=(0.4, 1.0)), ak.VerticalFlip(), ak.Affine(scale=(0.8, 1.2), translate=0.1)],
+    [ak.CenterCrop((H, H)), ak.Rot90(), ak.Translate(0.15), ak.RandomCrop((30, 30))],
+], ids=["flip+zoom", "rrc+flip+affine", "crop+rot90+translate+crop"])
+def test_compose_boxes_match_the_compose_warped_masks(ops):
     """Independent of the tensor path: inside one Compose, each box matches its own warped rectangle."""
-    pipe = ak.Pipeline([ak.HorizontalFlip(), ak.Zoom(scale=(0.7, 1.4))], seed=4)
+    pipe = ak.Pipeline(ops, seed=4)
     compose = pipe.to_albumentations()
     img = np.zeros((H, W, 3), np.uint8)
     masks = [np.zeros((H, W), np.uint8) for _ in BOXES]
