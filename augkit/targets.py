@@ -6,7 +6,7 @@ photometric ops leave targets alone (an op's ``kind`` says which it is). So a ta
 kernel per kind, never one per op:
 
 - ``warp_masks``: nearest-neighbour (class ids are never blended), any integer/bool dtype,
-  outside the input reads ``fill``. A source position rounds half up, as OpenCV's INTER_NEAREST.
+  outside the input reads ``fill`` (or the run's replicate/reflect border, as the image).
 - ``map_boxes``: ``xyxy`` in pixel-EDGE coordinates (the image spans [0, W] x [0, H],
   Albumentations' ``pascal_voc``): the axis-aligned box around the four transformed corners,
   clipped to the output, dropped when its visible fraction (clipped area over unclipped area)
@@ -33,6 +33,7 @@ from torch import Tensor
 from .geometry import rotates, run_matrix, run_style, split_runs
 from .ops import Op
 from .params import Params
+from .warp import warp
 
 __all__ = [
     "TARGET_KEYS",
@@ -123,32 +124,46 @@ def pipeline_matrix(
 
 
 # kernels ------------------------------------------------------------------------------
+SAMPLER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.bool)  # exact in float32: one grid_sample
+
+
 def warp_masks(
     masks: Tensor, m: Tensor, out_hw: tuple[int, int], fill: int | float = 0, border: str = "constant", separable: bool = False
 ) -> Tensor:
     """Nearest-neighbour warp of masks by input -> output matrices ``m``; exact for any dtype.
 
-    Output pixel (j, i) reads the input at round(M^-1 (j, i)) (half up, as OpenCV's
-    INTER_NEAREST). Outside the input: ``fill`` ("constant"), the nearest edge pixel
-    ("replicate") or the mirror image about the edges ("reflect", as the image warp: period
-    2 W, edge pixels repeated). ``separable``: the caller knows no matrix rotates or shears, so
-    source columns depend on j only and rows on i only (a cheaper index).
+    Output pixel (j, i) reads the input pixel nearest to M^-1 (j, i). Outside the input:
+    ``fill`` ("constant"), the nearest edge pixel ("replicate") or the mirror image about the
+    edges ("reflect": period 2 W, edge pixels repeated), as the image warp. ``separable``: the
+    caller knows no matrix rotates or shears (a cheaper grid).
+    uint8 / int8 / int16 / bool masks run through the image's own sampler (``augkit.warp.warp``,
+    nearest, on float32 copies: exact for these); wider integers gather by index, exact for any
+    value (ids past 2**24 included).
     Shape: masks (B, K, H, W), m (B, 3, 3) affine -> (B, K, oh, ow), masks' dtype.
     """
     b, k, h, w = masks.shape
     oh, ow = out_hw
     dev = masks.device
     inv = _affine_inverse(m.to(device=dev, dtype=_exact(dev))).float()  # (B, 2, 3)
+    if masks.dtype in SAMPLER_DTYPES:
+        f = masks.to(torch.float32)
+        shift = float(fill) if border == "constant" else 0.0
+        if shift:
+            f.sub_(shift)  # the sampler's constant border reads 0: make 0 mean ``fill``
+        out = warp(f, inv, out_hw, border=border, interpolation="nearest", separable=separable)
+        if shift:
+            out.add_(shift)
+        return out.to(masks.dtype)
     j = torch.arange(ow, dtype=torch.float32, device=dev)
     i = torch.arange(oh, dtype=torch.float32, device=dev)
-    # source x = inv00 j + inv01 i + inv02, + 0.5 so that floor rounds half up: ramps (B, ow), (B, oh)
-    xj = torch.addcmul(inv[:, 0, 2, None] + 0.5, inv[:, 0, 0, None], j)
-    yi = torch.addcmul(inv[:, 1, 2, None] + 0.5, inv[:, 1, 1, None], i)
+    # source x = inv00 j + inv01 i + inv02: ramps (B, ow), (B, oh), rounded as the sampler (half to even)
+    xj = torch.addcmul(inv[:, 0, 2, None], inv[:, 0, 0, None], j)
+    yi = torch.addcmul(inv[:, 1, 2, None], inv[:, 1, 1, None], i)
     if separable:
-        sx, sy = xj.floor_()[:, None, :], yi.floor_()[:, :, None]  # (B, 1, ow), (B, oh, 1)
+        sx, sy = xj.round_()[:, None, :], yi.round_()[:, :, None]  # (B, 1, ow), (B, oh, 1)
     else:
-        sx = (xj[:, None, :] + (inv[:, 0, 1, None] * i)[:, :, None]).floor_()  # (B, oh, ow)
-        sy = (yi[:, :, None] + (inv[:, 1, 0, None] * j)[:, None, :]).floor_()
+        sx = (xj[:, None, :] + (inv[:, 0, 1, None] * i)[:, :, None]).round_()  # (B, oh, ow)
+        sy = (yi[:, :, None] + (inv[:, 1, 0, None] * j)[:, None, :]).round_()
     if border == "reflect":
         sx, sy = _reflect(sx, w), _reflect(sy, h)
     cx, cy = sx.clamp(0, w - 1), sy.clamp(0, h - 1)
