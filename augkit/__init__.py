@@ -1,6 +1,7 @@
 """augkit: fast batched data augmentation on the GPU, dependable per-image fallback on the CPU."""
 
 from .data import AugmentedDataset, DeviceLoader, collate_uint8, expand, loader
+from .module import Augment
 from .ops import (
     Affine,
     CenterCrop,
@@ -25,6 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Pipeline",
+    "Augment",
     "default_pipeline",
     "expand",
     "Params",

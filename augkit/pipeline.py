@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import torch
@@ -15,6 +16,12 @@ from .ops import FLOAT_TOLERANCE, Contrast, Normalize, Op, Rot90, SizingOp, chec
 from .params import Params
 from .random import KEY_HIGH, Draw, sample_key
 from .targets import check_min_visibility, check_targets, transform_targets
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+    from .backends.albu import AlbuBackend
+    from .module import Augment
 
 __all__ = ["Pipeline", "default_pipeline"]
 
@@ -35,7 +42,7 @@ class Pipeline:
     keywords (``masks``, ``boxes``, ``keypoints``, ``labels``) it returns a dict instead.
     """
 
-    def __init__(self, ops: list[Op], seed: int | None = None, *, mask_fill: int = 0, min_visibility: float = 0.0) -> None:
+    def __init__(self, ops: Sequence[Op], seed: int | None = None, *, mask_fill: int = 0, min_visibility: float = 0.0) -> None:
         ops = list(ops)
         for i, op in enumerate(ops):
             if not isinstance(op, Op):
@@ -54,7 +61,7 @@ class Pipeline:
         self.min_visibility = check_min_visibility(min_visibility)
         self._generators: dict[tuple[torch.device, int | None], torch.Generator] = {}
         self._tensor = TensorBackend(ops)
-        self._albu = None  # built on first numpy call
+        self._albu: AlbuBackend | None = None  # built on first numpy call
 
     def __repr__(self) -> str:
         inner = "".join(f"\n    {op!r}," for op in self.ops)
@@ -145,6 +152,23 @@ class Pipeline:
         return self.sample(len(keys), device, keys=keys, hw=hw)
 
     # execution ------------------------------------------------------------------------
+    @overload
+    def __call__(self, x: Tensor, *, params: Params | None = ..., return_params: Literal[False] = ...) -> Tensor: ...
+    @overload
+    def __call__(self, x: Tensor, *, params: Params | None = ..., return_params: Literal[True]) -> tuple[Tensor, Params]: ...
+    @overload
+    def __call__(
+        self, x: np.ndarray | PILImage, *, params: Params | None = ..., return_params: Literal[False] = ...
+    ) -> np.ndarray: ...
+    @overload
+    def __call__(
+        self, x: np.ndarray | PILImage, *, params: Params | None = ..., return_params: Literal[True]
+    ) -> tuple[np.ndarray, Params]: ...
+    @overload
+    def __call__(
+        self, x: Any, *, params: Params | None = ..., return_params: bool = ..., masks: Any = ..., mask: Any = ...,
+        boxes: Any = ..., keypoints: Any = ..., labels: Any = ...,
+    ) -> Any: ...
     def __call__(
         self,
         x: Any,
@@ -157,12 +181,13 @@ class Pipeline:
         keypoints: Any = None,
         labels: Any = None,
     ) -> Any:
-        """Augment ``x``; with targets, return a dict (docs/targets.md).
+        """Tensor (B,C,H,W)/(C,H,W) -> float32 tensor on its device; numpy HWC / PIL image -> numpy HWC.
 
-        Tensor x (B, C, H, W): ``masks`` (B, [K,] H, W) integer/bool, ``boxes`` a list of B
-        (Ni, 4) xyxy pixel-edge tensors, ``keypoints`` a list of B (Ni, 2) xy, ``labels`` a list
-        of B (Ni,). One image (numpy, PIL or a (C, H, W) tensor): ``mask`` (H, W) or (K, H, W)
-        (numpy HW or HWK for numpy images), ``boxes`` (N, 4), ``keypoints`` (N, 2), ``labels`` (N,).
+        With targets, a dict (docs/targets.md). Tensor x (B, C, H, W): ``masks`` (B, [K,] H, W)
+        integer/bool, ``boxes`` a list of B (Ni, 4) xyxy pixel-edge tensors, ``keypoints`` a list
+        of B (Ni, 2) xy, ``labels`` a list of B (Ni,). One image (numpy, PIL or a (C, H, W)
+        tensor): ``mask`` (H, W) or (K, H, W) (numpy HW or HWK for numpy images), ``boxes``
+        (N, 4), ``keypoints`` (N, 2), ``labels`` (N,).
         """
         given = {k: v for k, v in (("masks", masks), ("mask", mask), ("boxes", boxes), ("keypoints", keypoints), ("labels", labels)) if v is not None}
         if isinstance(x, Tensor):
@@ -285,6 +310,22 @@ class Pipeline:
         params = self.fill_sized(params, img.shape[:2])
         return self._albu(img, params), params
 
+    def as_module(self, eval_pipe: Pipeline | None = None) -> Augment:
+        """This pipeline as a ``torch.nn.Module``: ``ak.Augment(self, eval_pipe)``."""
+        from .module import Augment
+
+        return Augment(self, eval_pipe)
+
+    @classmethod
+    def from_albumentations(cls, compose: Any, seed: int | None = None) -> Pipeline:
+        """An augkit pipeline from an ``A.Compose``, its ``A.to_dict`` dict, or a path to an ``A.save`` file.
+
+        Table-driven (``augkit.interop``); raises one error naming every transform that does not map.
+        """
+        from .interop import from_albumentations
+
+        return from_albumentations(compose, seed=seed)
+
     def to_albumentations(self, label_fields: tuple[str, ...] | list[str] = ()) -> Any:
         """A plain ``albumentations.Compose`` with the same ops and distributions, seeded with ``seed``.
 
@@ -308,8 +349,8 @@ class Pipeline:
         check_channels(self.ops, c, f"x of shape {tuple(x.shape)}")
         output_size(self.ops, self._tensor.steps, (h, w))  # raises for Rot90 on non-square without a sizing op
         if xb.dtype.is_floating_point and xb.numel():
-            lo, hi = torch.aminmax(xb)
-            lo, hi = float(lo), float(hi)
+            lo_t, hi_t = torch.aminmax(xb)
+            lo, hi = float(lo_t), float(hi_t)
             if not (lo >= -FLOAT_TOLERANCE and hi <= 1 + FLOAT_TOLERANCE):
                 raise ValueError(f"float x must hold values in [0, 1], got min {lo:.4g}, max {hi:.4g}; divide uint8 data by 255")
 
@@ -329,6 +370,8 @@ class Pipeline:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Pipeline:
+        if isinstance(d, dict) and "transform" in d and "ops" not in d:  # what A.to_dict / A.save write
+            return cls.from_albumentations(d)
         if not isinstance(d, dict) or not isinstance(d.get("ops"), list):
             raise ValueError(f"a pipeline dict needs an 'ops' list, got {d!r}")
         opts = {k: d[k] for k in ("mask_fill", "min_visibility") if k in d}

@@ -150,7 +150,7 @@ class Draw:
                 kid._base = [fmix32(r ^ _stream_word(kid.path)) for r in self._root]  # type: ignore[union-attr]
             return kids
         streams = torch.tensor([_i32(_stream_word(kid.path)) for kid in kids], dtype=torch.int32).to(self.device, non_blocking=True)
-        base = fmix32_(self._root[None, :] ^ streams[:, None])  # type: ignore[index]  # (m, n)
+        base = fmix32_(self._root[None, :] ^ streams[:, None])  # type: ignore[index,call-overload]  # (m, n)
         c = torch.arange(1, words + 1, dtype=torch.int32, device=self.device).mul_(_i32(_GOLDEN))  # (words,), wraps
         block = fmix32_(base[:, None, :] + c[None, :, None])  # (m, words, n)
         uniform = torch.bitwise_right_shift(block, 8).bitwise_and_(0xFFFFFF).float().mul_(2.0**-24)
@@ -175,7 +175,7 @@ class Draw:
             return [[fmix32(b + (((c0 + j + 1) * _GOLDEN) & _MASK)) for b in self._base] for j in range(k)]  # type: ignore[union-attr]
         c = torch.arange(c0 + 1, c0 + k + 1, dtype=torch.int64, device=self.device)
         step = _as_i32((c * _GOLDEN) & _MASK)  # (k,)
-        return fmix32_(self._base[None, :] + step[:, None])  # type: ignore[index]  # (k, n) int32, wraps
+        return fmix32_(self._base[None, :] + step[:, None])  # type: ignore[index,call-overload]  # (k, n) int32, wraps
 
     def words(self, k: int) -> Tensor:
         """(k, n) int32: the next ``k`` hash words of each sample (uniform 32-bit patterns)."""

@@ -117,12 +117,12 @@ class _SeededFlip(MatrixTargets, _Seeded):
     op_class: type[Op]
 
     def __init__(self, p: float = 0.5, salt: int = 0) -> None:
-        super().__init__(p=p)
+        super().__init__(p=p)  # type: ignore[call-arg]  # a mixin: the next class is an A.BasicTransform
         self.salt, self.op = salt, self.op_class(p=p)
         self.set_random_seed(None)
 
     def apply(self, img: np.ndarray, apply: bool = True, **params: Any) -> np.ndarray:
-        return super().apply(img, **params) if apply else img
+        return super().apply(img, **params) if apply else img  # type: ignore[misc]  # the A flip's apply
 
 
 class AugkitHorizontalFlip(_SeededFlip, A.HorizontalFlip):
@@ -147,7 +147,7 @@ class AugkitZoom(MatrixTargets, _Seeded, A.DualTransform):
     def __init__(self, scale: tuple[float, float] = (0.8, 1.2), fill_value: float = 0.0, p: float = 1.0, salt: int = 0) -> None:
         super().__init__(p=p)
         self.scale, self.fill_value, self.salt = tuple(scale), float(fill_value), salt
-        self.op = Zoom(self.scale, fill=self.fill_value, p=p)
+        self.op = Zoom(scale, fill=self.fill_value, p=p)
         self.set_random_seed(None)
 
     def apply(self, img: np.ndarray, apply: bool = True, scale: float = 1.0, **params: Any) -> np.ndarray:
@@ -180,7 +180,7 @@ class AugkitContrast(_Seeded, A.ImageOnlyTransform):
     def __init__(self, factor: tuple[float, float] = (0.8, 1.2), p: float = 1.0, salt: int = 0) -> None:
         super().__init__(p=p)
         self.factor, self.salt = tuple(factor), salt
-        self.op = Contrast(self.factor, p=p)
+        self.op = Contrast(factor, p=p)
         self.set_random_seed(None)
 
     def apply(self, img: np.ndarray, apply: bool = True, factor: float = 1.0, **params: Any) -> np.ndarray:
@@ -209,7 +209,7 @@ class AugkitGaussianNoise(_Seeded, A.ImageOnlyTransform):
     def __init__(self, std: tuple[float, float] = (0.0, 0.05), p: float = 1.0, salt: int = 0) -> None:
         super().__init__(p=p)
         self.std, self.salt = tuple(std), salt
-        self.op = GaussianNoise(self.std, p=p)
+        self.op = GaussianNoise(std, p=p)
         self.set_random_seed(None)
 
     def apply(self, img: np.ndarray, apply: bool = True, std: float = 0.0, seed: int = 0, **params: Any) -> np.ndarray:

@@ -259,9 +259,10 @@ class TensorBackend:
         bsz, n = v.w.shape[0], v.w[0].numel()
         half = (n + 1) // 2
         rows = min(bsz, F.noise_block_rows(n))
-        work = tuple(
-            self._ws.get(name, (rows, half), dt, v.w.device)
-            for name, dt in (("nz_h", torch.int32), ("nz_t", torch.int32), ("nz_r", torch.float32))
+        work = (
+            self._ws.get("nz_h", (rows, half), torch.int32, v.w.device),
+            self._ws.get("nz_t", (rows, half), torch.int32, v.w.device),
+            self._ws.get("nz_r", (rows, half), torch.float32, v.w.device),
         )
         std = torch.where(p["apply"], p["std"].float(), 0.0)
         d = self._dst(v, out)
@@ -281,6 +282,7 @@ class TensorBackend:
 
     def _normalize(self, step: _Step, v: _Value, params: Params, out: Tensor | None, sizes: Tensor | None = None) -> _Value:
         op = self.ops[step.indices[0]]
+        assert isinstance(op, Normalize)
         c = v.w.shape[1]
         mean = torch.tensor(op.mean, device=v.w.device).expand(c)
         std = torch.tensor(op.std, device=v.w.device).expand(c)

@@ -194,8 +194,8 @@ def collate_uint8(batch: Sequence[Any], image_key: str = "image", ragged: bool =
     n = len(first)
     if any(len(b) != n for b in batch):
         raise ValueError(f"items of one batch must have the same length, got lengths {sorted({len(b) for b in batch})}")
-    rest = [default_collate([b[j] for b in batch]) for j in range(1, n)]
-    return (images, *rest)
+    others = [default_collate([b[j] for b in batch]) for j in range(1, n)]
+    return (images, *others)
 
 
 # uint8 -> float ----------------------------------------------------------------------

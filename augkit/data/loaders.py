@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, RandomSampler, Sampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset, RandomSampler, Sampler, SequentialSampler
 
 from ..buffers import OutputPool
 from ..device import resolve_device
@@ -46,10 +46,10 @@ class IndexedBatch(NamedTuple):
     """A collated batch with the dataset indices of its items: the DeviceLoader keys params by them."""
 
     batch: Any
-    index: Tensor  # (B,) int64
+    index: Tensor  # type: ignore[assignment]  # (B,) int64; the name shadows tuple.index on purpose
 
 
-class _Indexed:
+class _Indexed(Dataset):
     """A map-style dataset whose items come with their index: ``ds[i] -> (item, i)``."""
 
     def __init__(self, dataset: Any) -> None:
@@ -136,7 +136,7 @@ class DeviceLoader:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
         sampler = getattr(self.loader, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
+        if sampler is not None and hasattr(sampler, "set_epoch"):
             sampler.set_epoch(self.epoch)
 
     def generator(self, epoch: int) -> torch.Generator:
@@ -342,6 +342,13 @@ def loader(
     """
     if not isinstance(pipe, Pipeline):
         raise TypeError(f"pipe must be an ak.Pipeline, got {type(pipe).__name__}")
+    if isinstance(dataset, IterableDataset) or not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+        raise TypeError(
+            f"ak.loader needs a map-style dataset (len() and [i]; it keys each item's augmentation by its index), "
+            f"got {type(dataset).__name__}; for an IterableDataset, batch it yourself and augment the batches: "
+            "ak.DeviceLoader(DataLoader(dataset, batch_size=B, collate_fn=ak.collate_uint8), pipe, device=...) "
+            "(docs/ecosystem.md)"
+        )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
     if backend not in ("auto", "tensor", "albumentations"):
@@ -355,7 +362,7 @@ def loader(
     shuffle_gen = torch.Generator() if (shuffle and sampler is None) else None
     if sampler is None:  # our own generator, reseeded per epoch: the order depends on (seed, epoch) only
         sampler = RandomSampler(dataset, generator=shuffle_gen) if shuffle else SequentialSampler(dataset)
-    common = dict(
+    common: dict[str, Any] = dict(
         batch_size=batch_size,
         num_workers=num_workers,
         drop_last=drop_last,
