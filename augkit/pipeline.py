@@ -190,6 +190,7 @@ class Pipeline:
         (N, 4), ``keypoints`` (N, 2), ``labels`` (N,).
         """
         given = {k: v for k, v in (("masks", masks), ("mask", mask), ("boxes", boxes), ("keypoints", keypoints), ("labels", labels)) if v is not None}
+        y: Any
         if isinstance(x, Tensor):
             y, params = self._call_tensor(x, params)
             if given:
@@ -213,11 +214,12 @@ class Pipeline:
         single = x.dim() == 3
         if single and "masks" in given or not single and "mask" in given:
             raise TypeError("a batch takes masks= (B, [K,] H, W); one image takes mask= ((K,) H, W)")
+        hw = (int(x.shape[-2]), int(x.shape[-1]))
         t = check_targets(
-            1 if single else x.shape[0], tuple(x.shape[-2:]), single=single, device=x.device,
-            masks=given.get("mask" if single else "masks"), **{k: given.get(k) for k in ("boxes", "keypoints", "labels")},
+            1 if single else x.shape[0], hw, single=single, device=x.device, masks=given.get("mask" if single else "masks"),
+            boxes=given.get("boxes"), keypoints=given.get("keypoints"), labels=given.get("labels"),
         )
-        out = transform_targets(self.ops, params.to(x.device), tuple(x.shape[-2:]), t, mask_fill=self.mask_fill, min_visibility=self.min_visibility,
+        out = transform_targets(self.ops, params.to(x.device), hw, t, mask_fill=self.mask_fill, min_visibility=self.min_visibility,
                                 batch=1 if single else x.shape[0], device=x.device)
         if single:
             out = {k: v[0] for k, v in out.items()}
@@ -238,8 +240,9 @@ class Pipeline:
             if mask.ndim not in (2, 3):
                 raise ValueError(f"mask must be (H, W) or (H, W, K), got shape {mask.shape}")
             mask = torch.from_numpy(np.ascontiguousarray(mask if mask.ndim == 2 else mask.transpose(2, 0, 1)))
-        t = check_targets(1, img.shape[:2], single=True, masks=mask, **{k: given.get(k) for k in ("boxes", "keypoints", "labels")})
-        out = transform_targets(self.ops, params.to("cpu"), img.shape[:2], t, mask_fill=self.mask_fill, min_visibility=self.min_visibility, batch=1)
+        hw = (int(img.shape[0]), int(img.shape[1]))
+        t = check_targets(1, hw, single=True, masks=mask, boxes=given.get("boxes"), keypoints=given.get("keypoints"), labels=given.get("labels"))
+        out = transform_targets(self.ops, params.to("cpu"), hw, t, mask_fill=self.mask_fill, min_visibility=self.min_visibility, batch=1)
         res: dict[str, Any] = {"image": y}
         for k, v in out.items():
             v = v[0]

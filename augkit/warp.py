@@ -21,7 +21,6 @@ their box (``clip``) in the grid path too: output pixels near a crop edge repeat
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
 from torch import Tensor
@@ -115,15 +114,15 @@ def _area_weights(a: Tensor, b: Tensor, n_out: int, n_in: int, size: Tensor, bor
     """
     s = a.abs().clamp(min=1.0)[:, None, None]  # (B, 1, 1)
     centre = (a[:, None] * _ramp(n_out, a.device)[None] + b[:, None])[..., None]  # (B, n_out, 1)
-    lo_i = torch.floor(centre - s).clamp(max=n_in)  # the widest support, for the "constant" normalisation
     i = _ramp(n_in, a.device)[None, None, :]
     w = (1 - (i - centre).abs() / s).clamp_(min=0)  # (B, n_out, n_in)
     if clip is not None:
         w *= (i >= clip[:, None, 0:1]) & (i <= clip[:, None, 1:2])
     w *= i < size[:, None, None]
     if border == "constant":  # the full triangle's sum: taps outside the image read 0
-        k = torch.arange(-1, 2 * int(math.ceil(float(s.max()))) + 2, dtype=torch.float32, device=a.device)
-        taps = lo_i + k  # (B, n_out, K) every integer position the triangle may cover
+        # every position within n_in of the image (no host sync to size it; a shrink by more
+        # than the image's width would lose some taps of the sum)
+        taps = torch.arange(-n_in, 2 * n_in, dtype=torch.float32, device=a.device)[None, None, :]
         full = (1 - (taps - centre).abs() / s).clamp_(min=0)
         if clip is not None:
             full *= (taps >= clip[:, None, 0:1]) & (taps <= clip[:, None, 1:2])

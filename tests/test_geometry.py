@@ -405,3 +405,69 @@ def test_loaders_take_mixed_size_datasets(photos):
         assert all(b[0].dtype == torch.float32 and 0 <= float(b[0].min()) and float(b[0].max()) <= 1 for b in batches)
     with pytest.raises(ValueError, match="must share one"):
         list(ak.loader(Mixed(), ak.Pipeline([ak.HorizontalFlip()]), batch_size=5, device="cpu", num_workers=0, backend="tensor"))
+
+
+def test_batched_ragged_path_issues_the_same_ops_for_any_batch_size(photos, monkeypatch):
+    """The one-call path the GPU takes: its count of torch ops does not grow with the batch."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from augkit.backends import tensor
+
+    monkeypatch.setattr(tensor, "_host_loops", lambda device: False)  # the GPU's choice, on the CPU
+
+    class Count(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.n += 1
+            return func(*args, **(kwargs or {}))
+
+    for ops in ([ak.RandomResizedCrop(32), ak.HorizontalFlip(), ak.Contrast()], [ak.Rotate(20, border="reflect"), ak.Resize(24)]):
+        pipe = ak.Pipeline(ops, seed=0)
+        per_b = []
+        for b in (3, 9):
+            imgs = [torch.from_numpy(photos["coffee"][: 60 + 7 * i, : 50 + 5 * i].copy()).permute(2, 0, 1) for i in range(b)]
+            sizes = torch.tensor([t.shape[1:] for t in imgs])
+            params = pipe.sample(b, hw=sizes)
+            batch = _pad(imgs)
+            out = torch.empty(b, 3, *(ops[0].size if hasattr(ops[0], "size") else ops[-1].size))
+            with Count() as c:
+                pipe._tensor._run(batch, params, out, sizes)
+            per_b.append(c.n)
+            ref = pipe(imgs, params=params)  # the CPU's per-sample loop gives the same pixels
+            assert (ref - out).abs().max() <= 2e-4
+        # equal up to the views matmul adds for some shapes; a loop over samples would add ~20 per sample
+        assert abs(per_b[0] - per_b[1]) <= 4, (ops, per_b)
+
+
+def test_geometric_ops_round_trip_through_yaml():
+    ops = [
+        ak.Affine(scale=(0.9, 1.1), rotate=10, translate=0.1, shear=5, border="reflect", interpolation="nearest", fill=0.2),
+        ak.Rotate(20), ak.Translate(0.2), ak.Rot90(), ak.RandomResizedCrop((100, 120), antialias=False), ak.Resize(64),
+        ak.CenterCrop(32), ak.RandomCrop(16, pad=2, border="replicate"),
+    ]
+    pipe = ak.Pipeline(ops, seed=3)
+    assert ak.Pipeline.from_yaml(pipe.to_yaml()).ops == ops
+    assert ops[1].degrees == (-20.0, 20.0) and ops[2].fraction == (-0.2, 0.2) and ops[5].size == (64, 64)
+
+
+@pytest.mark.parametrize("ops", [[ak.RandomResizedCrop(96), ak.HorizontalFlip()], [ak.RandomResizedCrop((64, 80), antialias=False)], [ak.Resize((100, 120))], [ak.CenterCrop(100)]],
+                         ids=lambda o: "+".join(type(op).__name__ for op in o))
+def test_numpy_backend_crops_agree_to_the_edge(photos, ops):
+    """Crops clip their taps to the box on both backends: equal everywhere, the crop's edge included."""
+    pipe = ak.Pipeline(ops, seed=1)
+    for img in photos.values():
+        for _ in range(3):
+            out, p = pipe(img, return_params=True)
+            assert np.abs(out.astype(np.float32) / 255 - _tensor_ref(img, pipe, p)).max() * 255 <= 1.0
+
+
+def test_numpy_backend_nearest_matches_tensor_backend(photos):
+    pipe = ak.Pipeline([ak.Rotate(30, interpolation="nearest"), ak.Translate(0.1, interpolation="nearest")], seed=2)
+    img = photos["astronaut"]
+    for _ in range(3):
+        out, p = pipe(img, return_params=True)
+        d = np.abs(out.astype(np.float32) / 255 - _tensor_ref(img, pipe, p)) * 255
+        assert (d > 1).mean() < 1e-3  # the same source pixel but for rounding ties

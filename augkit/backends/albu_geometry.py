@@ -11,6 +11,7 @@ whose params come from the op's own ``sample`` / ``sample_sized``; those warp on
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import albumentations as A
@@ -62,7 +63,9 @@ def warp_run(img: np.ndarray, ops: list[Op], values: list[dict[str, torch.Tensor
     if antialias and separable and bool((G.shrink(inv)[0] > 1).any() or (G.shrink(inv)[1] > 1).any()):
         from .tensor import _warp_one
 
-        x = torch.from_numpy(np.ascontiguousarray(img.reshape(h, w, -1))).permute(2, 0, 1)[None]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a read-only array: read here, never written
+            x = torch.from_numpy(np.ascontiguousarray(img.reshape(h, w, -1))).permute(2, 0, 1)[None]
         c = fill * 255 if img.dtype == np.uint8 else fill
         c = c if border == "constant" else 0.0
         y = _warp_one(x, inv, (ho, wo), border, interp, separable, True, G.run_clip(ops, values, (h, w)), c)
@@ -73,9 +76,16 @@ def warp_run(img: np.ndarray, ops: list[Op], values: list[dict[str, torch.Tensor
         return out.reshape((ho, wo) + img.shape[2:])
     value = fill * 255 if img.dtype == np.uint8 else fill
     ch = 1 if img.ndim == 2 else img.shape[2]
-    out = cv2.warpAffine(
-        img, m[0, :2].double().numpy(), (wo, ho), flags=_CV_INTERP[interp], borderMode=_CV_BORDER[border], borderValue=(value,) * ch
-    )
+    mat = m[0, :2].double().numpy()
+    clip = None if mask else G.run_clip(ops, values, (h, w))
+    if clip is not None:  # a crop inside the image: its taps repeat the box edge, as on the tensor backend
+        x0, y0, x1, y1 = clip[0].tolist()
+        if all(float(v).is_integer() for v in (x0, y0, x1, y1)) and x0 >= 0 and y0 >= 0 and x1 < w and y1 < h:
+            img = img[int(y0) : int(y1) + 1, int(x0) : int(x1) + 1]
+            mat = mat.copy()
+            mat[:, 2] += mat[:, 0] * x0 + mat[:, 1] * y0
+            border = "replicate"
+    out = cv2.warpAffine(img, mat, (wo, ho), flags=_CV_INTERP[interp], borderMode=_CV_BORDER[border], borderValue=(value,) * ch)
     return out.reshape((ho, wo) + img.shape[2:])  # OpenCV drops a trailing 1-channel axis
 
 

@@ -1,7 +1,11 @@
 """Batched execution on torch tensors, any device.
 
-The plan, made once per pipeline: every run of consecutive geometric ops becomes one
-3x3 matrix per sample and one warp (a flip-only run is one gather, no warp); each
+The plan, made once per pipeline: every run of consecutive geometric ops (``geometry.split_runs``)
+becomes one 3x3 matrix per sample (``geometry.run_matrix``) and one resample (``augkit.warp``):
+a flip-only run is one gather, flips and quarter turns of square images one permuting gather,
+an axis-aligned run a grid of two ramps, a rotating run a full grid; antialiased crops and
+resizes use ``F.interpolate``'s filter (per sample on the CPU, two batched matmuls elsewhere).
+A ragged list of images runs per sample on the CPU and padded into one batch elsewhere. Each
 photometric op is one elementwise pass. Values are carried as ``true = a * w + b`` with
 python floats ``a, b`` so the uint8 -> [0, 1] scale and a fill offset fold into the next
 pass instead of costing their own. On CPU the batch runs in blocks of samples (8 MiB of
@@ -133,7 +137,7 @@ class TensorBackend:
             sizes = torch.tensor([t.shape[1:] for t in x], device=device)
             self._run(_pad(x), params, out, sizes)
             return out
-        per = max(c * ho * wo, max(t[0].numel() for t in x) if ragged else x[0].numel())
+        per = c * ho * wo if ragged else max(c * ho * wo, x[0].numel())  # a ragged list is read one image at a time
         rows = max(1, BLOCK_BYTES // (4 * per)) if device.type == "cpu" else bsz
         for i in range(0, bsz, rows):  # on CPU, blocks of samples whose passes stay in cache
             part = params.select(slice(i, i + rows)) if rows < bsz else params
@@ -199,7 +203,7 @@ class TensorBackend:
         # outside the image must read as ``fill``: shift values so fill sits at 0 in w-units
         c = (fill - v.b) / v.a if border == "constant" else 0.0
         aa = antialias and step.separable
-        if ragged or (aa and w.device.type == "cpu"):  # per sample, each from its own image (or the part it reads)
+        if ragged or (aa and _host_loops(w.device)):  # per sample, each from its own image (or the part it reads)
             dst = self._ws.get("warp", (len(w), w[0].shape[0], *out_hw), torch.float32, w[0].device)
             for b in range(len(w)):
                 cb = None if clip is None else clip[b : b + 1]
@@ -364,6 +368,11 @@ def _crop_resize(img: Tensor, inv: Tensor, out_hw: tuple[int, int], clip: Tensor
     out = torch.nn.functional.interpolate(crop, out_hw, mode="bilinear", align_corners=False, antialias=True)
     dims = [d for d, f in zip((3, 2), flips) if f]
     return out.flip(dims) if dims else out
+
+
+def _host_loops(device: torch.device) -> bool:
+    """Whether a loop over samples is cheap (the CPU: no launches; each sample reads only its part)."""
+    return device.type == "cpu"
 
 
 def _host_selects(device: torch.device) -> bool:

@@ -23,7 +23,7 @@ from ..ops import Contrast, GaussianNoise, HorizontalFlip, RandomResizedCrop
 from ..pipeline import Pipeline
 from . import peers as P
 
-__all__ = ["recipe_pipeline", "recipe_images", "recipe_cases"]
+__all__ = ["recipe_pipeline", "recipe_images", "recipe_cases", "recipe_targets"]
 
 SHAPES = ((1.15, 1.15), (1.5, 2.0), (2.3, 1.7), (1.3, 1.6), (2.0, 2.0), (1.8, 1.2))  # (H, W) as multiples of S
 
@@ -109,3 +109,23 @@ def recipe_cases(size: int, batch: int, device: torch.device, peers: tuple[str, 
                    "recipe", note=f"CPU, {cfg['batches']} batches per timed epoch")
         rows.append(_timed(row, lambda: _epoch(loader, torch.device("cpu")), n, cfg["repeats"], max(cfg["warmup"], 2), lambda: None))
     return rows
+
+
+def recipe_targets(result: dict) -> list[dict]:
+    """The issue's CPU targets for this workload: >= 3x Kornia, >= 1x Albumentations with 2 workers."""
+    cfg, rows = result["config"], result["rows"]
+    out = []
+    for peer, case, what, need in (("kornia", "recipe-kornia", "recipe: augkit / Kornia", 3.0),
+                                   ("albumentations", "recipe-albumentations-workers", "recipe: augkit / Albumentations 2 workers", 1.0)):
+        if peer not in cfg["peers"]:
+            continue
+        t = {"device": "cpu", "batch_size": 64, "size": 224, "what": what, "need": need, "value": None, "met": None}
+        r = next((r for r in rows if r["case"] == case and r["size"] == 224 and r["status"] == "ok"), None)
+        ok = torch.device(cfg["device"]).type == "cpu" and cfg["batch_size"] == 64 and cfg.get("workers") == 2
+        if r is None or not ok:
+            t["note"] = "not measured in this run"
+        else:
+            t["value"] = r["augkit_ratio"]
+            t["met"] = t["value"] >= need
+        out.append(t)
+    return out

@@ -447,7 +447,9 @@ def targets(result: dict) -> list[dict]:
             t["value"] = r["augkit_ratio"] if "Kornia" in what else r["pct_bound"]
             t["met"] = t["value"] >= need
         out.append(t)
-    return out
+    from .recipe import recipe_targets
+
+    return out + recipe_targets(result)
 
 
 BOXES_PER_IMAGE = 20
@@ -458,7 +460,7 @@ def detection_pipeline(size: int, seed: int = 0) -> Pipeline:
     from ..ops import Affine, HorizontalFlip, RandomResizedCrop
 
     return Pipeline([RandomResizedCrop((size, size), scale=(0.3, 1.0)), HorizontalFlip(),
-                     Affine(scale=(0.9, 1.1), rotate=10, translate=0.05)], seed=seed)
+                     Affine(scale=(0.9, 1.1), rotate=(-10.0, 10.0), translate=(-0.05, 0.05))], seed=seed)
 
 
 def target_cases(size: int, batch: int, x: Tensor, cfg: dict, sync: Callable[[], None], seed: int = 0) -> list[dict]:

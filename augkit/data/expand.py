@@ -366,19 +366,20 @@ class _Job:
         x = torch.stack([img for img, *_ in batch]).to(self.dev, non_blocking=True)  # (B, C, H, W) uint8
         params = self.pipe.sample_keyed(keys)
         anns = [self.annotations.get(s) for _, s, _, _ in batch]
+        targets: list[dict[str, Any] | None] = [None] * len(batch)
         if any(anns):
-            y, targets = augment_with_targets(self.pipe, x, params, anns, [s for _, s, _, _ in batch])
+            images, targets = augment_with_targets(self.pipe, x, params, anns, [s for _, s, _, _ in batch])  # type: ignore[assignment]
         else:
-            y, targets = self.pipe(x, params=params), [None] * len(batch)
-        y = to_uint8(y).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, C)
+            images = self.pipe(x, params=params)
+        y = to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, C)
         if y.shape[-1] == 1:
             y = y[..., 0]
         for i, ((_, s, k, out), p) in enumerate(zip(batch, params.tolist(), strict=True)):
-            entry = {"source": s, "copy": k, "output": out, "key": keys[i], "params": p}
+            entry: dict[str, Any] = {"source": s, "copy": k, "output": out, "key": keys[i], "params": p}
             t = targets[i]
             if t is not None and t["mask"] is not None:  # written (atomically) before the copy's manifest line
-                entry["mask"] = mask_name(out)
-                entry["mask_sha256"] = encode_write(to_png_mask(t["mask"]), str(self.dst), entry["mask"], str(self.tmp_dir), "png", 95)
+                entry["mask"] = name = mask_name(out)
+                entry["mask_sha256"] = encode_write(to_png_mask(t["mask"]), str(self.dst), name, str(self.tmp_dir), "png", 95)
             if t is not None and t["targets"] is not None:
                 entry["targets"] = t["targets"]
             self._encode(np.ascontiguousarray(y[i]), entry)

@@ -85,11 +85,11 @@ def augment_with_targets(
     Returns the images and per sample ``{"mask": HW array or None, "targets": JSON-ready dict}``.
     The batch holds either masks for every sample or for none (the caller buckets them so).
     """
-    hw = tuple(x.shape[-2:])
+    hw = (int(x.shape[-2]), int(x.shape[-1]))
     b = len(anns)
     kw: dict[str, Any] = {}
     if any(a and "mask" in a for a in anns):
-        kw["masks"] = torch.stack([_load_mask(a["mask"], hw, s) for a, s in zip(anns, sources)]).to(x.device)  # type: ignore[index]
+        kw["masks"] = torch.stack([_load_mask((a or {})["mask"], hw, s) for a, s in zip(anns, sources)]).to(x.device)
     if any(a and "boxes" in a for a in anns):
         kw["boxes"] = [torch.tensor((a or {}).get("boxes", []), dtype=torch.float32).reshape(-1, 4) for a in anns]
         if any(a and "labels" in a for a in anns):

@@ -62,9 +62,10 @@ class _Indexed(Dataset):
         return self.dataset[index], int(index)
 
 
-def collate_indexed(batch: list[tuple[Any, int]], image_key: str = "image") -> IndexedBatch:
+def collate_indexed(batch: list[tuple[Any, int]], image_key: str = "image", ragged: bool = False) -> IndexedBatch:
     """Collate ``(item, index)`` pairs into an ``IndexedBatch`` (images as ``collate_uint8``)."""
-    return IndexedBatch(collate_uint8([b[0] for b in batch], image_key), torch.tensor([b[1] for b in batch], dtype=torch.int64))
+    images = collate_uint8([b[0] for b in batch], image_key, ragged)
+    return IndexedBatch(images, torch.tensor([b[1] for b in batch], dtype=torch.int64))
 
 
 def _batch_images(batch: Any, image_key: str) -> tuple[Tensor, Callable[[Any], Any]]:
@@ -155,7 +156,7 @@ class DeviceLoader:
     def _augment(self, images: Tensor | list[Tensor], index: Tensor | None, gen: torch.Generator, base: int,
                  batch: Any = None, put: Callable[[Any], Any] | None = None) -> Any:
         """The augmented batch: ``put`` rebuilds it around the new images; dict targets move too."""
-        n = len(images)
+        n = len(images)  # a list: images of mixed sizes
         if index is None:
             params = self.pipe.sample(n, self.device, generator=gen)
         else:
@@ -370,7 +371,7 @@ def loader(
         collate_fn=partial(collate_uint8, image_key=image_key, ragged=pipe.sets_size_first()),
     )
     if backend == "tensor":  # items carry their index: params keyed per item, as on the per-image path
-        common["collate_fn"] = partial(collate_indexed, image_key=image_key)
+        common["collate_fn"] = partial(collate_indexed, image_key=image_key, ragged=pipe.sets_size_first())
         dl = DataLoader(_Indexed(dataset), sampler=sampler, pin_memory=dev.type == "cuda", **common)
         inner: DeviceLoader | AugmentedDataset = DeviceLoader(dl, pipe, dev, image_key=image_key, seed=seed, rank=rank)
     else:  # workers augment per image and stack uint8; the main process converts to float once
