@@ -61,7 +61,7 @@ def run_demo(out: str | Path = "augkit-demo.png", size: int = 224, batch_size: i
     device = resolve_device("auto")
     pipe = default_pipeline(seed)
     images = sample_batch(160, 4).to(device)
-    Image.fromarray(preview_grid(Pipeline([RandomResizedCrop(160, scale=(0.4, 1.0)), Rotate(15, border="reflect"), *pipe.ops], seed=seed), images)).save(out)
+    Image.fromarray(preview_grid(Pipeline([RandomResizedCrop((160, 160), scale=(0.4, 1.0)), Rotate((-15, 15), border="reflect"), *pipe.ops], seed=seed), images)).save(out)
 
     x = sample_batch(size, batch_size).to(device)
     kornia = kornia_sequential(pipe.ops).to(device)

@@ -238,11 +238,12 @@ def run_clip(ops: Sequence[Op], params: Sequence[dict[str, Tensor]], hw: tuple[i
         mi, cur = op_matrix(op, values, cur)
         m = mi @ m
     op, values = ops[last], params[last]
+    assert isinstance(op, SizingOp)
     if isinstance(op, Resize):
         box = torch.stack([torch.zeros_like(cur[:, 0]), torch.zeros_like(cur[:, 0]), cur[:, 0], cur[:, 1]], 1)
     else:
-        box = values.get("box")
-        box = op.sample_sized(values, cur.round().long())["box"] if box is None else box
+        given = values.get("box")
+        box = op.sample_sized(values, cur.round().long())["box"] if given is None else given
     box = box.double()
     corners = torch.stack([box[:, 1], box[:, 0], box[:, 1] + box[:, 3] - 1, box[:, 0] + box[:, 2] - 1], 1)  # x0 y0 x1 y1
     inv = torch.linalg.inv(m)

@@ -261,7 +261,7 @@ class Pipeline:
             params = self.sample(xb.shape[0], xb.device)
         else:
             params = self._check_params(params, xb.shape[0], xb.device)
-        params = self.fill_sized(params, tuple(xb.shape[2:]))
+        params = self.fill_sized(params, (xb.shape[2], xb.shape[3]))
         y = self._tensor(xb, params)
         return (y[0] if single else y), params
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -73,8 +74,8 @@ def output_size(ops: list[Op], steps: list[_Step], hw: tuple[int, int] | None) -
     for step in steps:
         if step.kind in ("flip", "perm", "warp"):
             hw = G.run_output_size([ops[i] for i in step.indices], hw)
-    if hw is None:
-        G.run_output_size([], None)  # raises: mixed sizes and no sizing op
+    if hw is None:  # mixed sizes and no sizing op
+        return G.run_output_size([], None)  # raises
     return hw
 
 
@@ -124,20 +125,20 @@ class TensorBackend:
         """x: (B, C, H, W) uint8 or float in [0, 1] (checked by the caller), or a list of
         (C, Hi, Wi) images of mixed sizes when the first geometric run sets the size -> float32.
         """
-        ragged = isinstance(x, list)
         bsz = len(x)
-        c = x[0].shape[0] if ragged else x.shape[1]
-        hw = None if ragged else (x.shape[2], x.shape[3])
+        if isinstance(x, list):
+            c, hw, device, per_in = x[0].shape[0], None, x[0].device, 0  # a ragged list is read one image at a time
+        else:
+            c, hw, device, per_in = x.shape[1], (x.shape[2], x.shape[3]), x.device, x[0].numel() if len(x) else 0
         ho, wo = output_size(self.ops, self.steps, hw)
-        device = x[0].device if ragged else x.device
         out = self._ws.output((bsz, c, ho, wo), device)
         if out.numel() == 0:
             return out
-        if ragged and device.type != "cpu":  # the GPU path: one padded batch, per-sample sizes in the grid
+        if isinstance(x, list) and device.type != "cpu":  # the GPU path: one padded batch, per-sample sizes in the grid
             sizes = torch.tensor([t.shape[1:] for t in x], device=device)
             self._run(_pad(x), params, out, sizes)
             return out
-        per = c * ho * wo if ragged else max(c * ho * wo, x[0].numel())  # a ragged list is read one image at a time
+        per = max(c * ho * wo, per_in)
         rows = max(1, BLOCK_BYTES // (4 * per)) if device.type == "cpu" else bsz
         for i in range(0, bsz, rows):  # on CPU, blocks of samples whose passes stay in cache
             part = params.select(slice(i, i + rows)) if rows < bsz else params
@@ -178,7 +179,7 @@ class TensorBackend:
     def _perm(self, step: _Step, v: _Value, params: Params, out: Tensor | None, sizes: Tensor | None = None) -> _Value:
         """Flips and quarter turns of square images: one exact gather (any dtype)."""
         w = v.w
-        m, _ = G.run_matrix([self.ops[i] for i in step.indices], [params[i] for i in step.indices], tuple(w.shape[2:]))
+        m, _ = G.run_matrix([self.ops[i] for i in step.indices], [params[i] for i in step.indices], (w.shape[2], w.shape[3]))
         inv = G.inverse_2x3(m).round().long()  # entries in {-1, 0, 1} and integer shifts
         dst = self._ws.get("perm", tuple(w.shape), w.dtype, w.device)
         return _Value(F.permute_gather(w, inv, dst), v.a, v.b, mine=True)
@@ -230,7 +231,7 @@ class TensorBackend:
         moved = vals[0]["apply"]  # which samples any op of the run changed
         for p in vals[1:]:
             moved = moved | p["apply"]
-        kw = {"border": border, "interpolation": interp, "separable": step.separable}
+        kw: dict[str, Any] = {"border": border, "interpolation": interp, "separable": step.separable}
         if _host_selects(w.device):  # selection is free on the host: warp only moved samples
             idx = moved.nonzero().squeeze(1)
             if len(idx) == bsz:

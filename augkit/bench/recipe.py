@@ -12,6 +12,7 @@ flip, contrast and noise), and Albumentations (``A.RandomResizedCrop`` with
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ SHAPES = ((1.15, 1.15), (1.5, 2.0), (2.3, 1.7), (1.3, 1.6), (2.0, 2.0), (1.8, 1.
 
 
 def recipe_pipeline(size: int, seed: int = 0) -> Pipeline:
-    return Pipeline([RandomResizedCrop(size), HorizontalFlip(p=0.5), Contrast(factor=(0.8, 1.2)), GaussianNoise(std=(0.0, 0.05))], seed=seed)
+    return Pipeline([RandomResizedCrop((size, size)), HorizontalFlip(p=0.5), Contrast(factor=(0.8, 1.2)), GaussianNoise(std=(0.0, 0.05))], seed=seed)
 
 
 def recipe_images(size: int, n: int) -> list[np.ndarray]:
@@ -40,7 +41,7 @@ def recipe_images(size: int, n: int) -> list[np.ndarray]:
     out = []
     for i in range(n):
         fh, fw = SHAPES[i % len(SHAPES)]
-        im = Image.fromarray(photos[i % len(photos)]).resize((round(fw * size), round(fh * size)), Image.BILINEAR)
+        im = Image.fromarray(photos[i % len(photos)]).resize((round(fw * size), round(fh * size)), Image.Resampling.BILINEAR)
         out.append(np.ascontiguousarray(np.asarray(im)))
     return out
 
@@ -94,12 +95,15 @@ def recipe_cases(size: int, batch: int, device: torch.device, peers: tuple[str, 
             rows.append({**row, "status": "failed", "note": f"output check: {problem}"})
         else:
             rows.append(row)
-            timed.append((row, lambda f=fn: f(xs)))
+            timed.append((row, partial(fn, xs)))
     _timed_interleaved(timed, batch, cfg["repeats"], cfg["warmup"], sync)
     if "albumentations" in peers:
         compose = _albu(size)
         row = _row("recipe-albumentations", "Albumentations Compose, 1 process", size, batch, "recipe", note="CPU")
-        one = lambda: P.collate_float([compose(image=im)["image"] for im in imgs])  # noqa: E731
+
+        def one() -> Tensor:
+            return P.collate_float([compose(image=im)["image"] for im in imgs])
+
         problem = check_output(one(), None, ref)
         rows.append({**row, "status": "failed", "note": f"output check: {problem}"} if problem else _timed(row, one, batch, cfg["repeats"], cfg["warmup"], lambda: None))
         n = cfg["batches"] * batch
@@ -119,7 +123,7 @@ def recipe_targets(result: dict) -> list[dict]:
                                    ("albumentations", "recipe-albumentations-workers", "recipe: augkit / Albumentations 2 workers", 1.0)):
         if peer not in cfg["peers"]:
             continue
-        t = {"device": "cpu", "batch_size": 64, "size": 224, "what": what, "need": need, "value": None, "met": None}
+        t: dict[str, Any] = {"device": "cpu", "batch_size": 64, "size": 224, "what": what, "need": need, "value": None, "met": None}
         r = next((r for r in rows if r["case"] == case and r["size"] == 224 and r["status"] == "ok"), None)
         ok = torch.device(cfg["device"]).type == "cpu" and cfg["batch_size"] == 64 and cfg.get("workers") == 2
         if r is None or not ok:

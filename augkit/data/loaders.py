@@ -68,7 +68,8 @@ def collate_indexed(batch: list[tuple[Any, int]], image_key: str = "image", ragg
     return IndexedBatch(images, torch.tensor([b[1] for b in batch], dtype=torch.int64))
 
 
-def _batch_images(batch: Any, image_key: str) -> tuple[Tensor, Callable[[Any], Any]]:
+def _batch_images(batch: Any, image_key: str) -> tuple[Any, Callable[[Any], Any]]:
+    """(images, put): a (B, C, H, W) uint8 tensor, or a list of (C, H, W) ones of mixed sizes."""
     images, put = split_item(batch, image_key, "a batch from the wrapped loader")
     if isinstance(images, list) and images and all(isinstance(t, Tensor) and t.dim() == 3 for t in images):
         return images, put  # mixed sizes (collate_uint8(ragged=True)): the pipeline sets the size
@@ -183,7 +184,7 @@ class DeviceLoader:
         copy_stream = torch.cuda.Stream(self.device)
         batches = iter(self.loader)
 
-        def start_next() -> tuple[Tensor, Tensor | None, Callable[[Any], Any], Any] | None:
+        def start_next() -> tuple[Any, Tensor | None, Callable[[Any], Any], Any] | None:
             batch = next(batches, None)
             if batch is None:
                 return None
