@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Pipeline", "default_pipeline"]
 
+CHECKS = ("auto", "always", "first", "never")  # when float input's [0, 1] range is checked
 
 
 class Pipeline:
@@ -37,13 +38,21 @@ class Pipeline:
         mask_fill: the mask value where a geometric op brings in area from outside the image.
         min_visibility: boxes whose visible fraction falls below this are dropped (0: only
             boxes with no area left). See docs/targets.md.
+        check: when float input is checked to lie in [0, 1], which on an accelerator costs a host
+            sync: "always", "first" (the first float call per device), "never", or "auto"
+            ("always" on the CPU, "first" elsewhere).
+        fused: "auto" (fused Triton runs on CUDA when Triton imports), "always" (also on the CPU,
+            under ``TRITON_INTERPRET=1``; for tests) or "never" (the torch path only).
 
     Call it on a (B, C, H, W) or (C, H, W) tensor (uint8, or float in [0, 1]) on any device
     to get float32 on the same device, each sample with its own random parameters. With target
     keywords (``masks``, ``boxes``, ``keypoints``, ``labels``) it returns a dict instead.
     """
 
-    def __init__(self, ops: Sequence[Op], seed: int | None = None, *, mask_fill: int = 0, min_visibility: float = 0.0) -> None:
+    def __init__(
+        self, ops: Sequence[Op], seed: int | None = None, *, mask_fill: int = 0, min_visibility: float = 0.0,
+        check: str = "auto", fused: str = "auto",
+    ) -> None:
         if isinstance(ops, Op) or not isinstance(ops, (list, tuple)):
             hint = f"; wrap one op in a list: Pipeline([{type(ops).__name__}(...)])" if isinstance(ops, Op) else ""
             raise TypeError(f"ops must be a list of augkit ops (e.g. [ak.Zoom()]), got {_short(ops)}{hint}")
@@ -61,12 +70,16 @@ class Pipeline:
             raise ValueError(f"seed must be in [0, 2**63), got {seed}")
         if isinstance(mask_fill, bool) or not isinstance(mask_fill, int) or not 0 <= mask_fill <= 255:
             raise ValueError(f"mask_fill must be an int in [0, 255], got {mask_fill!r}")
+        if check not in CHECKS:
+            raise ValueError(f"check must be one of {list(CHECKS)}, got {check!r}")
         self.ops = ops
         self.seed = seed
         self.mask_fill = mask_fill
         self.min_visibility = check_min_visibility(min_visibility)
+        self.check = check
+        self._checked: set[torch.device] = set()  # devices whose first float input was checked
         self._generators: dict[tuple[torch.device, int | None], torch.Generator] = {}
-        self._tensor = TensorBackend(ops)
+        self._tensor = TensorBackend(ops, fused=fused)
         self._albu: AlbuBackend | None = None  # built on first numpy call
 
     def __repr__(self) -> str:
@@ -308,6 +321,16 @@ class Pipeline:
         params = self.fill_sized(params, torch.tensor(sizes, device=first.device))
         return self._tensor(xs, params), params
 
+    def compile(self, example: Tensor, *, copy: bool = True) -> Any:
+        """This pipeline's call for ``example``'s shape, dtype and CUDA device as one CUDA graph.
+
+        Returns a callable ``g(x, return_params=False)`` giving what ``self(x)`` would give, call
+        for call (``augkit.graphs.GraphedPipeline``; docs/gpu.md).
+        """
+        from .graphs import GraphedPipeline
+
+        return GraphedPipeline(self, example, copy=copy)
+
     def _call_numpy(self, x: Any, params: Params | None) -> tuple[Any, Params]:
         if self._albu is None:
             from .backends.albu import AlbuBackend
@@ -367,11 +390,17 @@ class Pipeline:
             )
         check_channels(self.ops, c, f"x of shape {tuple(x.shape)}")
         output_size(self.ops, self._tensor.steps, (h, w))  # raises for Rot90 on non-square without a sizing op
-        if xb.dtype.is_floating_point and xb.numel():
+        if xb.dtype.is_floating_point and xb.numel() and self._wants_check(xb.device):
             lo_t, hi_t = torch.aminmax(xb)
             lo, hi = float(lo_t), float(hi_t)
             if not (lo >= -FLOAT_TOLERANCE and hi <= 1 + FLOAT_TOLERANCE):
                 raise ValueError(f"float x must hold values in [0, 1], got min {lo:.4g}, max {hi:.4g}; divide uint8 data by 255")
+            self._checked.add(xb.device)
+
+    def _wants_check(self, device: torch.device) -> bool:
+        """Whether to check a float input's range now (a host sync on an accelerator)."""
+        mode = self.check if self.check != "auto" else ("always" if device.type == "cpu" else "first")
+        return mode == "always" or (mode == "first" and device not in self._checked)
 
     def _check_params(self, params: Params, n: int, device: torch.device) -> Params:
         if not isinstance(params, Params):
@@ -399,7 +428,8 @@ class Pipeline:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Pipeline:
-        """Build from ``{"ops": [...], "seed": ...}`` as ``to_dict`` writes it (other keys are refused),
+        """Build from ``{"ops": [...], "seed": ...}`` (and ``mask_fill``, ``min_visibility`` when set) as
+        ``to_dict`` writes it (other keys are refused),
         or from an Albumentations-serialized Compose (``A.to_dict`` / ``A.save``)."""
         if isinstance(d, dict) and "transform" in d and "ops" not in d:  # what A.to_dict / A.save write
             return cls.from_albumentations(d)
