@@ -75,7 +75,7 @@ def main(out: str = "docs/images/targets.png") -> None:
         draw(row[0], img, mask, boxes, a["labels"], kps, np.ones(len(kps), bool))
         row[0].set_title(f"{name} (input)")
         b = 3
-        x = torch.from_numpy(img).permute(2, 0, 1)[None].repeat(b, 1, 1, 1)
+        x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].repeat(b, 1, 1, 1)
         out_ = pipe(x, masks=torch.from_numpy(mask)[None].repeat(b, 1, 1), boxes=[torch.from_numpy(boxes)] * b,
                     labels=[torch.tensor(a["labels"])] * b, keypoints=[torch.from_numpy(kps)] * b)
         for s in range(b):
