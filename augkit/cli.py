@@ -146,7 +146,7 @@ def _expand(args: argparse.Namespace) -> int:
             include_original=args.include_original, shard=args.shard, workers=args.workers,
             batch_size=args.batch_size, device=args.device, format=args.format, quality=args.quality,
             on_error=args.on_error, overwrite=args.overwrite, progress=not args.quiet,
-            max_pixels=args.max_pixels, prune=args.prune, **ray_options,
+            max_pixels=args.max_pixels, prune=args.prune, annotations=args.annotations, **ray_options,
         )  # fmt: skip
     except (ValueError, TypeError, OSError, RuntimeError, ExpandError) as e:
         print(f"augkit expand: error: {e}", file=sys.stderr)
@@ -261,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune", action="store_true", help="remove outputs of sources no longer in SRC")
     p.add_argument("--on-error", default="fail", choices=["fail", "skip"], help="what to do with unreadable images")
     p.add_argument("--overwrite", action="store_true", help="replace a DST made with other settings")
+    p.add_argument("--annotations", default=None, help="JSON Lines of masks/boxes/keypoints per source (docs/targets.md)")
     p.add_argument("--engine", default="local", choices=["local", "ray"], help="local processes, or Ray Data (docs/scale.md)")
     p.add_argument("--ray-address", default=None, help="ray: auto | HOST:PORT | ray://HOST:PORT (default: start a local Ray)")
     p.add_argument("--num-cpus", type=float, default=None, help="ray: CPUs per actor (default: 1); --workers sets the actors")

@@ -13,16 +13,29 @@ import numpy as np
 import torch
 
 from .data.datasets import sample_key, to_chw_uint8
-from .data.expand import augment_keyed
+from .data.expand import to_uint8
 from .data.expand_ray import expand_ray
 from .device import resolve_device
 from .ops import Normalize
+from .params import Params
 from .pipeline import Pipeline
 
-__all__ = ["Augment", "row_key", "expand_ray"]
+__all__ = ["Augment", "row_key", "augment_keyed", "expand_ray"]
 
 _RAY_STREAM = -3  # sample_key tag: keys of Augment rows never meet the loaders' or expand's
 _INT, _STR, _BYTES = 0, 1, 2
+
+
+def augment_keyed(pipe: Pipeline, images: list[torch.Tensor], keys: list[int], dev: torch.device) -> tuple[np.ndarray, Params]:
+    """Same-size (C, H, W) uint8 images -> (B, H, W, C) uint8 numpy ((B, H, W) if C = 1) and the params.
+
+    Row i is augmented with ``pipe.sample_keyed(keys)[i]`` on ``dev`` and rounded as ``expand`` rounds
+    (``to_uint8``): it depends on ``keys[i]`` only.
+    """
+    x = torch.stack(images).to(dev, non_blocking=True)  # (B, C, H, W) uint8
+    params = pipe.sample_keyed(keys)
+    y = to_uint8(pipe(x, params=params)).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, C)
+    return (y[..., 0] if y.shape[-1] == 1 else y), params
 
 
 def row_key(value: Any, seed: int, epoch: int = 0) -> int:

@@ -85,16 +85,17 @@ def connect(address: str | None = None) -> bool:
 class _ExpandActor:
     """One Ray actor: holds a Pipeline, runs the local engine's loop (``_Job``) on each batch of sources."""
 
-    def __init__(self, job_args: tuple[Any, ...], device: str) -> None:
+    def __init__(self, job_args: tuple[Any, ...], device: str, annotations: dict[str, dict[str, Any]]) -> None:
         # the driver's job arguments, with this actor's device, no worker processes (the actor decodes
         # and encodes itself), no manifest (entries go back to the driver) and errors as entries
         bound = inspect.signature(_Job).bind(*job_args)
         bound.arguments.update(dev=resolve_device(device), workers=0, manifest=Path(os.devnull), on_error="skip")
-        self.job_args = bound.args
+        self.job_args, self.annotations = bound.args, annotations
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         todo = [(str(s), json.loads(p)) for s, p in zip(batch["source"], batch["pending"], strict=True)]
         job = _Job(*self.job_args)
+        job.annotations = self.annotations  # masks, boxes, keypoints per source (--annotations), as expand sets them
         job.run(todo, sum(len(p) for _, p in todo), False, None)  # no lock: the driver holds the shard's
         return {"entry": np.array([json.dumps(e, sort_keys=True) for e in job.entries], dtype=object)}
 
@@ -126,7 +127,7 @@ class _RayJob(_Job):
             rows = [{"source": s, "pending": json.dumps(pending)} for s, pending in todo]
             ds = ray.data.from_items(rows).map_batches(
                 _ExpandActor,
-                fn_constructor_kwargs=dict(job_args=self.job_args, device=self.device),
+                fn_constructor_kwargs=dict(job_args=self.job_args, device=self.device, annotations=self.annotations),
                 batch_size=self.batch_size,  # sources per call; outputs do not depend on it
                 batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=actors),
