@@ -94,6 +94,18 @@ def test_ray_engine_unreadable_images_skip_like_local_or_fail_naming_them(tmp_pa
         expand_ray(src, tmp_path / "fail", copies=1, seed=2, workers=1)
 
 
+def test_ray_engine_writes_annotation_masks_and_targets_like_local(tmp_path):
+    from test_targets_expand import PIPE, make  # SRC with masks, boxes and keypoints (docs/targets.md)
+
+    src, ann = make(tmp_path)
+    pipe = ak.Pipeline(PIPE, seed=0)
+    expand(src, tmp_path / "local", copies=2, pipeline=pipe, annotations=ann, workers=0, device="cpu")
+    expand_ray(src, tmp_path / "ray", copies=2, pipeline=pipe, annotations=ann, workers=1)
+    local = tree(tmp_path / "local")
+    assert sum("mask" in k for k in local) == 8  # 4 annotated sources x 2 copies
+    assert tree(tmp_path / "ray") == local
+
+
 def _alive_expand_actors() -> list[int]:
     """Pids of Ray actor processes of the expand engine on this machine."""
     pids = []
