@@ -1,7 +1,31 @@
 """augkit: fast batched data augmentation on the GPU, dependable per-image fallback on the CPU."""
 
 from .data import AugmentedDataset, DeviceLoader, collate_uint8, expand, loader
-from .ops import Contrast, GaussianNoise, HorizontalFlip, Normalize, Op, VerticalFlip, Zoom
+from .ops import (
+    AutoContrast,
+    Brightness,
+    ColorJitter,
+    Contrast,
+    Equalize,
+    Erasing,
+    Gamma,
+    GaussianBlur,
+    GaussianNoise,
+    Grayscale,
+    HorizontalFlip,
+    Hue,
+    Invert,
+    Normalize,
+    OneOf,
+    Op,
+    Posterize,
+    Saturation,
+    Sharpness,
+    Solarize,
+    SomeOf,
+    VerticalFlip,
+    Zoom,
+)
 from .params import Params
 from .pipeline import Pipeline, default_pipeline
 
@@ -19,6 +43,22 @@ __all__ = [
     "Contrast",
     "GaussianNoise",
     "Normalize",
+    "Brightness",
+    "Saturation",
+    "Hue",
+    "ColorJitter",
+    "Gamma",
+    "Grayscale",
+    "Invert",
+    "Solarize",
+    "Posterize",
+    "Equalize",
+    "AutoContrast",
+    "Sharpness",
+    "GaussianBlur",
+    "Erasing",
+    "OneOf",
+    "SomeOf",
     "AugmentedDataset",
     "DeviceLoader",
     "loader",

@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.utils.data import get_worker_info
 
 from .backends.tensor import TensorBackend
-from .ops import FLOAT_TOLERANCE, Contrast, Normalize, Op, check_channels, op_from_dict
+from .ops import FLOAT_TOLERANCE, Contrast, Normalize, Op, check_channels, leaf_params, leaves, op_from_dict
 from .params import Params
 from .random import KEY_HIGH, Draw, sample_key
 
@@ -44,7 +44,7 @@ class Pipeline:
         self.ops = ops
         self.seed = seed
         self._generators: dict[tuple[torch.device, int | None], torch.Generator] = {}
-        self._tensor = TensorBackend(ops)
+        self._tensor = TensorBackend(leaves(ops))  # containers (OneOf, ...) run as their children
         self._albu = None  # built on first numpy call
 
     def __repr__(self) -> str:
@@ -119,7 +119,7 @@ class Pipeline:
             params = self.sample(xb.shape[0], xb.device)
         else:
             params = self._check_params(params, xb.shape[0], xb.device)
-        y = self._tensor(xb, params)
+        y = self._tensor(xb, _leaf_params(self.ops, params))
         return (y[0] if single else y), params
 
     def _call_numpy(self, x: Any, params: Params | None) -> tuple[Any, Params]:
@@ -199,6 +199,14 @@ class Pipeline:
             raise ValueError(f"{where} does not parse: {e}") from None
         except (ValueError, TypeError) as e:
             raise ValueError(f"{where}: {e}") from None
+
+
+def _leaf_params(ops: list[Op], params: Params) -> Params:
+    """``params`` as the tensor backend's leaf ops (containers flattened) take them."""
+    if len(leaves(ops)) == len(ops):
+        return params
+    values = leaf_params(ops, params.values)
+    return Params(tuple(type(op).__name__ for op in leaves(ops)), tuple(values))
 
 
 def _is_pil(x: Any) -> bool:

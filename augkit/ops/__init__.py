@@ -13,8 +13,30 @@ import reprlib
 from typing import Any
 
 from .base import FLOAT32_MAX, SEED_HIGH, Op, check_number, check_p, check_range, uniform
+from .compose import Container, OneOf, SomeOf, leaf_params, leaves
+from .filters import Erasing, GaussianBlur, Sharpness
 from .geometric import HorizontalFlip, VerticalFlip, Zoom
-from .photometric import Contrast, GaussianNoise, Normalize
+from .photometric import (
+    AutoContrast,
+    Brightness,
+    ColorJitter,
+    Contrast,
+    Equalize,
+    Gamma,
+    GaussianNoise,
+    Grayscale,
+    Hue,
+    Invert,
+    Normalize,
+    Posterize,
+    Saturation,
+    Solarize,
+)
+
+PHOTOMETRIC = [  # issue 12's photometric ops (names pinned)
+    "Brightness", "Saturation", "Hue", "ColorJitter", "Gamma", "Grayscale", "Invert", "Solarize",
+    "Posterize", "Equalize", "AutoContrast", "Sharpness", "GaussianBlur", "Erasing",
+]
 
 __all__ = [
     "Op",
@@ -24,6 +46,12 @@ __all__ = [
     "Contrast",
     "GaussianNoise",
     "Normalize",
+    *PHOTOMETRIC,
+    "Container",
+    "OneOf",
+    "SomeOf",
+    "leaves",
+    "leaf_params",
     "OPS",
     "register",
     "op_from_dict",
@@ -49,6 +77,10 @@ def register(*classes: type[Op]) -> None:
 
 
 register(HorizontalFlip, VerticalFlip, Zoom, Contrast, GaussianNoise, Normalize)
+register(
+    Brightness, Saturation, Hue, ColorJitter, Gamma, Grayscale, Invert, Solarize, Posterize, Equalize,
+    AutoContrast, Sharpness, GaussianBlur, Erasing, OneOf, SomeOf,
+)
 
 
 def check_channels(ops: list[Op], channels: int, what: str) -> None:
@@ -56,6 +88,8 @@ def check_channels(ops: list[Op], channels: int, what: str) -> None:
     for op in ops:
         if isinstance(op, Contrast) and channels not in (1, 3):
             raise ValueError(f"Contrast needs 1 or 3 channels (grey or RGB), got {what} with {channels} channels")
+        if getattr(op, "grey_channels", False) and channels not in (1, 3):
+            raise ValueError(f"{type(op).__name__} needs 1 or 3 channels (grey or RGB), got {what} with {channels} channels")
         if isinstance(op, Normalize) and len(op.mean) not in (1, channels):
             raise ValueError(f"Normalize has {len(op.mean)} channel(s) of mean/std but {what} has {channels} channels")
         for child in getattr(op, "ops", ()):  # containers (OneOf, SomeOf) check their children
