@@ -19,6 +19,7 @@ __all__ = [
     "flip_factor",
     "zoom_factor",
     "flip_gather",
+    "permute_gather",
     "warp_centred",
     "grey_mean",
     "normal_field",
@@ -49,6 +50,23 @@ def flip_gather(img: Tensor, hflip: Tensor, vflip: Tensor, out: Tensor) -> Tenso
     cols = torch.where(hflip[:, None], w - 1 - cols, cols)  # (B, W)
     rows = torch.where(vflip[:, None], h - 1 - rows, rows)  # (B, H)
     flat = (rows[:, :, None] * w + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
+    torch.gather(img.reshape(b, c, h * w), 2, flat, out=out.view(b, c, h * w))
+    return out
+
+
+def permute_gather(img: Tensor, inv: Tensor, out: Tensor) -> Tensor:
+    """Exact gather for flips and quarter turns of square images: out[.., y, x] = img[.., yi, xi].
+
+    ``inv`` (B, 2, 3) int64 maps output (x, y) to input (xi, yi) = inv @ (x, y, 1), entries of
+    the 2x2 part in {-1, 0, 1}. Shape: img (B, C, S, S) any dtype -> out (B, C, S, S).
+    """
+    b, c, h, w = img.shape
+    xs = torch.arange(w, device=img.device)[None, None, :]
+    ys = torch.arange(h, device=img.device)[None, :, None]
+    i = inv[:, :, :, None, None]  # (B, 2, 3, 1, 1)
+    xi = i[:, 0, 0] * xs + i[:, 0, 1] * ys + i[:, 0, 2]  # (B, H, W)
+    yi = i[:, 1, 0] * xs + i[:, 1, 1] * ys + i[:, 1, 2]
+    flat = (yi * w + xi).view(b, 1, h * w).expand(b, c, h * w)
     torch.gather(img.reshape(b, c, h * w), 2, flat, out=out.view(b, c, h * w))
     return out
 

@@ -10,8 +10,19 @@ import torch
 from torch import Tensor
 from torch.utils.data import get_worker_info
 
-from .backends.tensor import TensorBackend
-from .ops import FLOAT_TOLERANCE, Contrast, Normalize, Op, check_channels, leaf_params, leaves, op_from_dict
+from .backends.tensor import TensorBackend, output_size
+from .ops import (
+    FLOAT_TOLERANCE,
+    Contrast,
+    Normalize,
+    Op,
+    Rot90,
+    SizingOp,
+    check_channels,
+    leaf_params,
+    leaves,
+    op_from_dict,
+)
 from .params import Params
 from .random import KEY_HIGH, Draw, sample_key
 
@@ -77,12 +88,15 @@ class Pipeline:
         generator: torch.Generator | None = None,
         *,
         keys: Tensor | None = None,
+        hw: tuple[int, int] | Tensor | None = None,
     ) -> Params:
         """Draw params for ``n`` samples on ``device``: a few vectorized calls per op.
 
         Row i is a pure function of ``keys[i]``: with ``keys`` (n,) int64 given, the same key
         gives the same params on every device, batch size and backend. Without ``keys``, they
         are drawn from ``generator`` (default: the pipeline's own, seeded by ``seed``).
+        ``hw``, the input size ((H, W) or (n, 2) per sample), fills in the crop boxes now
+        (``fill_sized``); without it they are filled when the params meet an image.
         """
         if keys is None:
             rng = generator if generator is not None else self.generator(device)
@@ -90,25 +104,54 @@ class Pipeline:
         elif keys.shape != (n,):
             raise ValueError(f"keys must have shape ({n},), got {tuple(keys.shape)}")
         draw = Draw(keys.to(device=device, dtype=torch.int64))  # the seed enters through the keys
-        return Params(tuple(type(op).__name__ for op in self.ops), tuple(op.sample(n, draw.child(i)) for i, op in enumerate(self.ops)))
+        params = Params(tuple(type(op).__name__ for op in self.ops), tuple(op.sample(n, draw.child(i)) for i, op in enumerate(self.ops)))
+        return params if hw is None else self.fill_sized(params, hw)
 
-    def sample_keyed(self, keys: Any, device: torch.device | str = "cpu") -> Params:
+    def fill_sized(self, params: Params, hw: tuple[int, int] | Tensor) -> Params:
+        """Add the size-dependent params (crop ``box`` (B, 4)) for inputs of size ``hw``.
+
+        ``hw``: (H, W) for every sample or a (B, 2) int tensor. Each sizing op sees each sample's
+        size at its own position (after earlier sizing ops and quarter turns). Boxes already
+        present are kept (a replay), so this is idempotent.
+        """
+        n = params.batch_size
+        if not any(isinstance(op, SizingOp) for op in self.ops) or not len(params):
+            return params
+        dev = params[0]["apply"].device
+        cur = torch.as_tensor(hw, dtype=torch.int64, device=dev)
+        cur = cur.expand(n, 2) if cur.dim() == 1 else cur
+        values = list(params.values)
+        for i, op in enumerate(self.ops):
+            if isinstance(op, SizingOp):
+                if "box" not in values[i]:
+                    values[i] = op.sample_sized(values[i], cur)
+                cur = torch.tensor(op.size, device=dev).expand(n, 2)
+            elif isinstance(op, Rot90):
+                odd = (torch.where(values[i]["apply"], values[i]["k"], 0) % 2 == 1)[:, None]
+                cur = torch.where(odd, cur.flip(1), cur)
+        return Params(params.names, tuple(values))
+
+    def sample_keyed(self, keys: Any, device: torch.device | str = "cpu", hw: tuple[int, int] | Tensor | None = None) -> Params:
         """Params whose row i depends only on ``keys[i]``, ints in [0, 2**63) (not on ``seed``).
 
         For offline expansion and per-index datasets: the same key gives the same params
         whatever the batch size, order, worker, device or backend. One vectorized draw.
         """
         keys = torch.as_tensor(keys, dtype=torch.int64).reshape(-1)
-        return self.sample(len(keys), device, keys=keys)
+        return self.sample(len(keys), device, keys=keys, hw=hw)
 
     # execution ------------------------------------------------------------------------
     def __call__(self, x: Any, *, params: Params | None = None, return_params: bool = False) -> Any:
         if isinstance(x, Tensor):
             y, params = self._call_tensor(x, params)
+        elif isinstance(x, (list, tuple)) and x and all(isinstance(t, Tensor) for t in x):
+            y, params = self._call_list(list(x), params)
         elif isinstance(x, np.ndarray) or _is_pil(x):
             y, params = self._call_numpy(x, params)
         else:
-            raise TypeError(f"x must be a torch.Tensor (B,C,H,W)/(C,H,W), a numpy HWC array or a PIL image, got {type(x).__name__}")
+            raise TypeError(
+                f"x must be a torch.Tensor (B,C,H,W)/(C,H,W), a list of (C,H,W) tensors, a numpy HWC array or a PIL image, got {type(x).__name__}"
+            )
         return (y, params) if return_params else y
 
     def _call_tensor(self, x: Tensor, params: Params | None) -> tuple[Tensor, Params]:
@@ -119,8 +162,41 @@ class Pipeline:
             params = self.sample(xb.shape[0], xb.device)
         else:
             params = self._check_params(params, xb.shape[0], xb.device)
+        params = self.fill_sized(params, tuple(xb.shape[2:]))
         y = self._tensor(xb, _leaf_params(self.ops, params))
         return (y[0] if single else y), params
+
+    def _call_list(self, xs: list[Tensor], params: Params | None) -> tuple[Tensor, Params]:
+        """Images (C, Hi, Wi) of mixed sizes -> one (B, C, H, W) float32 batch (needs a sizing op)."""
+        first = xs[0]
+        for i, t in enumerate(xs):
+            if t.dim() != 3:
+                raise ValueError(f"x[{i}] must be (C, H, W), got shape {tuple(t.shape)}")
+            if t.dtype != first.dtype or t.device != first.device or t.shape[0] != first.shape[0]:
+                raise ValueError(
+                    f"the images of a list must share dtype, device and channels; x[0] is {first.dtype} {first.device} "
+                    f"with {first.shape[0]} channels, x[{i}] is {t.dtype} {t.device} with {t.shape[0]} channels"
+                )
+            self._check_tensor(t[None], t)
+        sizes = [tuple(t.shape[1:]) for t in xs]
+        other = next((s for s in sizes if s != sizes[0]), None)
+        if other is None:  # one size: an ordinary batch
+            return self._call_tensor(torch.stack(xs), params)
+        if not self._tensor.steps or self._tensor.steps[0].kind != "warp" or not any(
+            isinstance(self._tensor.ops[i], SizingOp) for i in self._tensor.steps[0].indices
+        ):
+            raise ValueError(
+                f"images of mixed sizes ({sizes[0][0]}x{sizes[0][1]} and {other[0]}x{other[1]}) need a sizing op "
+                "(ak.RandomResizedCrop, ak.Resize, ak.CenterCrop or ak.RandomCrop) in the pipeline's first run of "
+                "geometric ops, before any other op"
+            )
+        n = len(xs)
+        if params is None:
+            params = self.sample(n, first.device)
+        else:
+            params = self._check_params(params, n, first.device)
+        params = self.fill_sized(params, torch.tensor(sizes, device=first.device))
+        return self._tensor(xs, _leaf_params(self.ops, params)), params
 
     def _call_numpy(self, x: Any, params: Params | None) -> tuple[Any, Params]:
         if self._albu is None:
@@ -130,6 +206,7 @@ class Pipeline:
         img = self._albu.check_image(x)
         if params is None:  # the same draw as a batch of one on the tensor path
             params = self.sample(1)
+        params = self.fill_sized(params, img.shape[:2])
         return self._albu(img, params), params
 
     def to_albumentations(self) -> Any:
@@ -150,6 +227,7 @@ class Pipeline:
         if h == 0 or w == 0 or c == 0:
             raise ValueError(f"x must have C, H and W > 0, got shape {tuple(x.shape)}")
         check_channels(self.ops, c, f"x of shape {tuple(x.shape)}")
+        output_size(self._tensor.ops, self._tensor.steps, (h, w))  # raises for Rot90 on non-square without a sizing op
         if xb.dtype.is_floating_point and xb.numel():
             lo, hi = torch.aminmax(xb)
             lo, hi = float(lo), float(hi)

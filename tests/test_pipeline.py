@@ -90,8 +90,8 @@ def test_dict_and_yaml_round_trip(tmp_path, batch):
 
 
 def test_from_dict_and_yaml_errors(tmp_path):
-    with pytest.raises(ValueError, match="unknown op 'Rotate'"):
-        ak.Pipeline.from_dict({"ops": [{"name": "Rotate"}]})
+    with pytest.raises(ValueError, match="unknown op 'Twirl'"):
+        ak.Pipeline.from_dict({"ops": [{"name": "Twirl"}]})
     with pytest.raises(ValueError, match="needs an 'ops' list"):
         ak.Pipeline.from_dict({"seed": 1})
     bad = tmp_path / "bad.yaml"

@@ -20,8 +20,10 @@ import torch
 from torch import Tensor
 
 from .. import functional as F
+from .. import geometry as G
+from .. import warp as W
 from ..buffers import OutputPool
-from ..ops import Contrast, GaussianNoise, HorizontalFlip, Normalize, Op, Zoom
+from ..ops import Contrast, GaussianNoise, HorizontalFlip, Normalize, Op, Rot90, SizingOp, VerticalFlip
 from ..params import Params
 from . import tensor_color
 
@@ -30,40 +32,48 @@ __all__ = ["TensorBackend"]
 
 @dataclass(frozen=True)
 class _Step:
-    kind: str  # "flip" | "warp" | "contrast" | "noise" | "normalize"
+    kind: str  # "flip" | "perm" | "warp" | "contrast" | "noise" | "normalize"
     indices: tuple[int, ...]  # positions in the pipeline
+    style: G.Style | None = None  # warp: (border, fill, interpolation, antialias)
+    separable: bool = True  # warp: every matrix is axis-aligned (two ramps, no plane)
 
 
 def plan(ops: list[Op]) -> list[_Step]:
-    """Group consecutive geometric ops (split where Zoom fills differ) into one step each."""
+    """One step per run of geometric ops (``geometry.split_runs``) and per photometric op.
+
+    A run of flips only is a gather ("flip"); flips and Rot90 only, a permuting gather ("perm");
+    anything else one resample ("warp").
+    """
+    runs = {r[0]: r for r in G.split_runs(ops)}
     steps: list[_Step] = []
-    run: list[int] = []
-
-    def close() -> None:
-        if run:
-            warp = any(isinstance(ops[i], Zoom) for i in run)
-            steps.append(_Step("warp" if warp else "flip", tuple(run)))
-            run.clear()
-
-    fill = None
     for i, op in enumerate(ops):
+        if i in runs:
+            run = [ops[j] for j in runs[i]]
+            if all(isinstance(o, (HorizontalFlip, VerticalFlip)) for o in run):
+                steps.append(_Step("flip", runs[i]))
+            elif all(isinstance(o, (HorizontalFlip, VerticalFlip, Rot90)) for o in run):
+                steps.append(_Step("perm", runs[i]))
+            else:
+                steps.append(_Step("warp", runs[i], G.run_style(run), not G.rotates(run)))
         if op.kind == "geometric":
-            if isinstance(op, Zoom):
-                if fill is not None and op.fill != fill:
-                    close()
-                fill = op.fill
-            run.append(i)
             continue
-        close()
-        fill = None
         kind = {Contrast: "contrast", GaussianNoise: "noise", Normalize: "normalize"}.get(type(op))
         if kind is None and type(op) in tensor_color.STEPS:
             kind = "color"
         if kind is None:
             raise TypeError(f"the tensor backend has no kernel for {type(op).__name__}")
         steps.append(_Step(kind, (i,)))
-    close()
     return steps
+
+
+def output_size(ops: list[Op], steps: list[_Step], hw: tuple[int, int] | None) -> tuple[int, int]:
+    """The output (H, W) for inputs of size ``hw`` (None: a ragged batch); raises on bad runs."""
+    for step in steps:
+        if step.kind in ("flip", "perm", "warp"):
+            hw = G.run_output_size([ops[i] for i in step.indices], hw)
+    if hw is None:
+        G.run_output_size([], None)  # raises: mixed sizes and no sizing op
+    return hw
 
 
 class _Workspace:
@@ -108,22 +118,38 @@ class TensorBackend:
         self.steps = plan(self.ops)
         self._ws = _Workspace()
 
-    def __call__(self, x: Tensor, params: Params) -> Tensor:
-        """x: (B, C, H, W) uint8 or float in [0, 1] (checked by the caller) -> float32."""
-        out = self._ws.output(tuple(x.shape), x.device)
-        if x.numel() == 0:
+    def __call__(self, x: Tensor | list[Tensor], params: Params) -> Tensor:
+        """x: (B, C, H, W) uint8 or float in [0, 1] (checked by the caller), or a list of
+        (C, Hi, Wi) images of mixed sizes when the first geometric run sets the size -> float32.
+        """
+        ragged = isinstance(x, list)
+        bsz = len(x)
+        c = x[0].shape[0] if ragged else x.shape[1]
+        hw = None if ragged else (x.shape[2], x.shape[3])
+        ho, wo = output_size(self.ops, self.steps, hw)
+        device = x[0].device if ragged else x.device
+        out = self._ws.output((bsz, c, ho, wo), device)
+        if out.numel() == 0:
             return out
-        rows = _block_rows(x) if x.device.type == "cpu" else len(x)
-        for i in range(0, len(x), rows):  # on CPU, blocks of samples whose passes stay in cache
-            self._run(x[i : i + rows], params.select(slice(i, i + rows)) if rows < len(x) else params, out[i : i + rows])
+        if ragged and device.type != "cpu":  # the GPU path: one padded batch, per-sample sizes in the grid
+            sizes = torch.tensor([t.shape[1:] for t in x], device=device)
+            self._run(_pad(x), params, out, sizes)
+            return out
+        per = max(c * ho * wo, max(t[0].numel() for t in x) if ragged else x[0].numel())
+        rows = max(1, BLOCK_BYTES // (4 * per)) if device.type == "cpu" else bsz
+        for i in range(0, bsz, rows):  # on CPU, blocks of samples whose passes stay in cache
+            part = params.select(slice(i, i + rows)) if rows < bsz else params
+            self._run(x[i : i + rows], part, out[i : i + rows], None)
         return out
 
-    def _run(self, x: Tensor, params: Params, out: Tensor) -> None:
-        v = _Value(x, 1.0 / 255 if x.dtype == torch.uint8 else 1.0, 0.0)
+    def _run(self, x: Tensor | list[Tensor], params: Params, out: Tensor, sizes: Tensor | None) -> None:
+        first = x[0] if isinstance(x, list) else x
+        v = _Value(x, 1.0 / 255 if first.dtype == torch.uint8 else 1.0, 0.0)  # type: ignore[arg-type]
         for n, step in enumerate(self.steps):
-            if step.kind != "flip" and v.w.dtype != torch.float32:  # convert by copy: mixed-dtype math is slow on CPU
-                v = _Value(self._ws.get("in", tuple(x.shape), torch.float32, x.device).copy_(v.w), v.a, v.b, mine=True)
-            v = getattr(self, "_" + step.kind)(step, v, params, out if n == len(self.steps) - 1 else None)
+            if step.kind not in ("flip", "perm", "warp") and v.w.dtype != torch.float32:  # convert by copy: mixed-dtype math is slow on CPU
+                v = _Value(self._ws.get("in", tuple(v.w.shape), torch.float32, v.w.device).copy_(v.w), v.a, v.b, mine=True)
+            v = getattr(self, "_" + step.kind)(step, v, params, out if n == len(self.steps) - 1 else None, sizes)
+            sizes = None
         if v.w is not out:
             _affine(v.w, v.a, v.b, out)  # a scale/offset is left (or no step ran)
 
@@ -135,7 +161,7 @@ class TensorBackend:
             return _Value(v.w, 1.0, 0.0, mine=True)
         return _Value(self._ws.get("a", tuple(v.w.shape), torch.float32, v.w.device), 1.0, 0.0, mine=True)
 
-    def _flip(self, step: _Step, v: _Value, params: Params, out: Tensor | None) -> _Value:
+    def _flip(self, step: _Step, v: _Value, params: Params, out: Tensor | None, sizes: Tensor | None = None) -> _Value:
         hflip = vflip = torch.zeros(v.w.shape[0], dtype=torch.bool, device=v.w.device)
         for i in step.indices:  # two flips of one axis cancel
             if isinstance(self.ops[i], HorizontalFlip):
@@ -147,47 +173,76 @@ class TensorBackend:
         dst = self._ws.get(name, tuple(v.w.shape), v.w.dtype, v.w.device)
         return _Value(F.flip_gather(v.w, hflip, vflip, dst), v.a, v.b, mine=True)
 
-    def _warp(self, step: _Step, v: _Value, params: Params, out: Tensor | None) -> _Value:
+    def _perm(self, step: _Step, v: _Value, params: Params, out: Tensor | None, sizes: Tensor | None = None) -> _Value:
+        """Flips and quarter turns of square images: one exact gather (any dtype)."""
         w = v.w
-        bsz, _, h, wd = w.shape
-        # every geometric op here fixes the image centre, so the run's matrix is one factor
-        # per axis and composing ops multiplies factors
-        ax = ay = None  # None: factor 1
-        fill = 0.0
-        for i in step.indices:
-            op, p = self.ops[i], params[i]
-            if isinstance(op, Zoom):
-                s = F.zoom_factor(p["scale"], p["apply"])
-                ax, ay, fill = _times(ax, s), _times(ay, s), op.fill
-            elif isinstance(op, HorizontalFlip):
-                ax = _times(ax, F.flip_factor(p["apply"]))
-            else:
-                ay = _times(ay, F.flip_factor(p["apply"]))
-        moved = params[step.indices[0]]["apply"]  # which samples any op of the run changed
-        for i in step.indices[1:]:
-            moved = moved | params[i]["apply"]
-        one = torch.ones(bsz, device=w.device) if ax is None or ay is None else None
-        ax, ay = (one if ax is None else ax), (one if ay is None else ay)
+        m, _ = G.run_matrix([self.ops[i] for i in step.indices], [params[i] for i in step.indices], tuple(w.shape[2:]))
+        inv = G.inverse_2x3(m).round().long()  # entries in {-1, 0, 1} and integer shifts
+        dst = self._ws.get("perm", tuple(w.shape), w.dtype, w.device)
+        return _Value(F.permute_gather(w, inv, dst), v.a, v.b, mine=True)
+
+    def _warp(self, step: _Step, v: _Value, params: Params, out: Tensor | None, sizes: Tensor | None = None) -> _Value:
+        """One resample for a run: its matrices composed (``geometry.run_matrix``), then one grid."""
+        assert step.style is not None
+        border, fill, interp, antialias = step.style
+        ops = [self.ops[i] for i in step.indices]
+        vals = [params[i] for i in step.indices]
+        w = v.w
+        ragged = isinstance(w, list)
+        if ragged:
+            in_hw: tuple[int, int] | Tensor = torch.tensor([t.shape[1:] for t in w], device=w[0].device)
+        elif sizes is not None:
+            in_hw = sizes
+        else:
+            in_hw = (w.shape[2], w.shape[3])
+        m, out_hw = G.run_matrix(ops, vals, in_hw)
+        inv = G.inverse_2x3(m)  # (B, 2, 3) output -> input
         # outside the image must read as ``fill``: shift values so fill sits at 0 in w-units
-        c = (fill - v.b) / v.a
+        c = (fill - v.b) / v.a if border == "constant" else 0.0
+        aa = antialias and step.separable
+        if ragged or (aa and w.device.type == "cpu"):  # per sample, each from its own image (or the part it reads)
+            dst = self._ws.get("warp", (len(w), w[0].shape[0], *out_hw), torch.float32, w[0].device)
+            for b in range(len(w)):
+                img = w[b][None].float()
+                if c != 0.0:
+                    img = img - c
+                dst[b : b + 1] = _warp_one(img, inv[b : b + 1], out_hw, border, interp, step.separable, aa)
+            return _Value(dst, v.a, v.b + v.a * c, mine=True)
         src = w
         if c != 0.0:
-            src = w if v.mine else self._ws.get("a", tuple(w.shape), torch.float32, w.device)
+            src = w if v.mine and w.dtype == torch.float32 else self._ws.get("a", tuple(w.shape), torch.float32, w.device)
             torch.sub(w, c, out=src)
-        grid = self._ws.get("grid", (bsz, h, wd, 2), torch.float32, w.device)
+            if sizes is not None:  # a padded ragged batch: its padding must read as the fill (0) too
+                rows = torch.arange(w.shape[2], device=w.device)[None, :, None] < sizes[:, 0, None, None]
+                cols = torch.arange(w.shape[3], device=w.device)[None, None, :] < sizes[:, 1, None, None]
+                src.mul_((rows & cols)[:, None])
+        elif w.dtype != torch.float32:
+            src = self._ws.get("in", tuple(w.shape), torch.float32, w.device).copy_(w)
+        bsz = len(w)
+        if aa:  # batched antialiased resample (the GPU path; ragged batches come padded with ``sizes``)
+            return _Value(W.area_resample(src, inv, out_hw, border=border, hw=sizes), v.a, v.b + v.a * c, mine=True)
+        grid = self._ws.get("grid", (bsz, *out_hw, 2), torch.float32, w.device)
+        sized = any(isinstance(op, SizingOp) for op in ops) or out_hw != tuple(w.shape[2:]) or sizes is not None
+        if sized:
+            warped = W.warp(src, inv, out_hw, border=border, interpolation=interp, separable=step.separable, hw=sizes, grid=grid)
+            return _Value(warped, v.a, v.b + v.a * c, mine=True)
+        moved = vals[0]["apply"]  # which samples any op of the run changed
+        for p in vals[1:]:
+            moved = moved | p["apply"]
+        kw = {"border": border, "interpolation": interp, "separable": step.separable}
         if _host_selects(w.device):  # selection is free on the host: warp only moved samples
             idx = moved.nonzero().squeeze(1)
             if len(idx) == bsz:
-                warped = F.warp_centred(src, ax, ay, grid)
+                warped = W.warp(src, inv, out_hw, grid=grid, **kw)
             else:
                 warped = src.clone()
                 if len(idx):
-                    warped.index_copy_(0, idx, F.warp_centred(src[idx], ax[idx], ay[idx], grid[: len(idx)]))
+                    warped.index_copy_(0, idx, W.warp(src[idx], inv[idx], out_hw, grid=grid[: len(idx)], **kw))
         else:  # no host sync: warp all, keep unmoved samples bit-exact
-            warped = torch.where(moved[:, None, None, None], F.warp_centred(src, ax, ay, grid), src)
+            warped = torch.where(moved[:, None, None, None], W.warp(src, inv, out_hw, grid=grid, **kw), src)
         return _Value(warped, v.a, v.b + v.a * c, mine=True)
 
-    def _contrast(self, step: _Step, v: _Value, params: Params, out: Tensor | None) -> _Value:
+    def _contrast(self, step: _Step, v: _Value, params: Params, out: Tensor | None, sizes: Tensor | None = None) -> _Value:
         p = params[step.indices[0]]
         m = F.grey_mean(v.w).mul_(v.a)  # (B,) mean grey in [0, 1], before dst may overwrite w
         if v.b:
@@ -202,7 +257,7 @@ class TensorBackend:
         _affine(v.w, scale, shift, d.w).clamp_(0.0, 1.0)
         return d
 
-    def _noise(self, step: _Step, v: _Value, params: Params, out: Tensor | None) -> _Value:
+    def _noise(self, step: _Step, v: _Value, params: Params, out: Tensor | None, sizes: Tensor | None = None) -> _Value:
         p = params[step.indices[0]]
         bsz, n = v.w.shape[0], v.w[0].numel()
         half = (n + 1) // 2
@@ -227,7 +282,7 @@ class TensorBackend:
         d.w.clamp_(0.0, 1.0)
         return d
 
-    def _color(self, step: _Step, v: _Value, params: Params, out: Tensor | None) -> _Value:
+    def _color(self, step: _Step, v: _Value, params: Params, out: Tensor | None, sizes: Tensor | None = None) -> _Value:
         """An op of ``tensor_color.STEPS``: true values into the destination, then its kernel in place."""
         d = self._dst(v, out)
         if d.w is not v.w or v.a != 1.0 or v.b != 0.0:
@@ -236,7 +291,7 @@ class TensorBackend:
         tensor_color.run(self.ops[i], params[i], d.w)
         return d
 
-    def _normalize(self, step: _Step, v: _Value, params: Params, out: Tensor | None) -> _Value:
+    def _normalize(self, step: _Step, v: _Value, params: Params, out: Tensor | None, sizes: Tensor | None = None) -> _Value:
         op = self.ops[step.indices[0]]
         c = v.w.shape[1]
         mean = torch.tensor(op.mean, device=v.w.device).expand(c)
@@ -249,12 +304,37 @@ class TensorBackend:
 BLOCK_BYTES = 1 << 23  # float32 bytes of the samples one CPU block holds (8 MiB: 13 samples at 3x224x224)
 
 
-def _block_rows(x: Tensor) -> int:
-    return max(1, BLOCK_BYTES // (4 * x[0].numel()))
+def _pad(images: list[Tensor]) -> Tensor:
+    """A ragged list (C, Hi, Wi) -> one (B, C, maxH, maxW) batch padded with 0, in one call."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nested tensors are a "prototype" API
+        return torch.nested.nested_tensor(images).to_padded_tensor(0)
 
 
-def _times(a: Tensor | None, b: Tensor) -> Tensor:
-    return b if a is None else a * b
+def _warp_one(img: Tensor, inv: Tensor, out_hw: tuple[int, int], border: str, interp: str, separable: bool, aa: bool) -> Tensor:
+    """One sample (1, C, H, W) float32 on the CPU; antialiased runs read only the part they need."""
+    if not aa:
+        return W.warp(img, inv, out_hw, border=border, interpolation=interp, separable=separable)
+    h, w = img.shape[2:]
+    # the input rectangle the output reads, plus the widest box footprint and a bilinear tap
+    corners = inv[0, :, 0:1] * torch.tensor([-0.5, out_hw[1] - 0.5]) + inv[0, :, 2:3]  # rows: x ends, y ends
+    corners[1] = inv[0, 1, 1] * torch.tensor([-0.5, out_hw[0] - 0.5]) + inv[0, 1, 2]
+    s = inv[0, [0, 1], [0, 1]].abs()
+    margin = (torch.sqrt(torch.clamp(2 * s * s - 1, min=1.0)) / 2 + 2).tolist()
+    (x0, x1), (y0, y1) = corners.tolist()
+    c0 = max(0, int(min(x0, x1) - margin[0]))
+    c1 = min(w, int(max(x0, x1) + margin[0]) + 2)
+    r0 = max(0, int(min(y0, y1) - margin[1]))
+    r1 = min(h, int(max(y0, y1) + margin[1]) + 2)
+    if c1 <= c0 or r1 <= r0:  # reads nothing of the image
+        c0, c1, r0, r1 = 0, w, 0, h
+    sub = inv.clone()
+    sub[0, 0, 2] -= c0
+    sub[0, 1, 2] -= r0
+    hw = torch.tensor([[h - r0, w - c0]])  # the image's far edges, in the part's coordinates
+    return W.area_resample(img[:, :, r0:r1, c0:c1], sub, out_hw, border=border, hw=hw)
 
 
 def _host_selects(device: torch.device) -> bool:

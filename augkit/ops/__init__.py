@@ -15,7 +15,22 @@ from typing import Any
 from .base import FLOAT32_MAX, SEED_HIGH, Op, check_number, check_p, check_range, uniform
 from .compose import Container, OneOf, SomeOf, leaf_params, leaves
 from .filters import Erasing, GaussianBlur, Sharpness
-from .geometric import HorizontalFlip, VerticalFlip, Zoom
+from .geometric import (
+    BORDERS,
+    INTERPOLATIONS,
+    Affine,
+    CenterCrop,
+    HorizontalFlip,
+    RandomCrop,
+    RandomResizedCrop,
+    Resize,
+    Rot90,
+    Rotate,
+    SizingOp,
+    Translate,
+    VerticalFlip,
+    Zoom,
+)
 from .photometric import (
     AutoContrast,
     Brightness,
@@ -43,6 +58,17 @@ __all__ = [
     "HorizontalFlip",
     "VerticalFlip",
     "Zoom",
+    "Affine",
+    "Rotate",
+    "Translate",
+    "Rot90",
+    "RandomResizedCrop",
+    "Resize",
+    "CenterCrop",
+    "RandomCrop",
+    "SizingOp",
+    "BORDERS",
+    "INTERPOLATIONS",
     "Contrast",
     "GaussianNoise",
     "Normalize",
@@ -77,6 +103,7 @@ def register(*classes: type[Op]) -> None:
 
 
 register(HorizontalFlip, VerticalFlip, Zoom, Contrast, GaussianNoise, Normalize)
+register(Affine, Rotate, Translate, Rot90, RandomResizedCrop, Resize, CenterCrop, RandomCrop)
 register(
     Brightness, Saturation, Hue, ColorJitter, Gamma, Grayscale, Invert, Solarize, Posterize, Equalize,
     AutoContrast, Sharpness, GaussianBlur, Erasing, OneOf, SomeOf,

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ..random import Draw
 from .base import Op, check_number, check_range
+from .geometric import SizingOp
 
 __all__ = ["Container", "OneOf", "SomeOf", "leaves", "leaf_params", "branch_params"]
 
@@ -33,6 +34,8 @@ def _check_ops(name: str, ops: Any) -> tuple[Op, ...]:
             raise ValueError(f"{name}.ops[{i}] must be an augkit op (e.g. ak.Brightness()), got {type(op).__name__}")
         if type(op).__name__ == "Normalize":
             raise ValueError(f"{name}.ops[{i}] is Normalize, which must be the pipeline's last op, not inside {name}")
+        if isinstance(op, SizingOp):
+            raise ValueError(f"{name}.ops[{i}] is {type(op).__name__}, a sizing op; put sizing ops outside {name}")
     return ops
 
 
