@@ -47,6 +47,7 @@ from .photometric import (
     Saturation,
     Solarize,
 )
+from .policies import POLICY_OPS, RandAugment, TrivialAugment
 
 PHOTOMETRIC = [  # issue 12's photometric ops (names pinned)
     "Brightness", "Saturation", "Hue", "ColorJitter", "Gamma", "Grayscale", "Invert", "Solarize",
@@ -76,6 +77,9 @@ __all__ = [
     "Container",
     "OneOf",
     "SomeOf",
+    "RandAugment",
+    "TrivialAugment",
+    "POLICY_OPS",
     "leaves",
     "leaf_params",
     "OPS",
@@ -106,7 +110,7 @@ register(HorizontalFlip, VerticalFlip, Zoom, Contrast, GaussianNoise, Normalize)
 register(Affine, Rotate, Translate, Rot90, RandomResizedCrop, Resize, CenterCrop, RandomCrop)
 register(
     Brightness, Saturation, Hue, ColorJitter, Gamma, Grayscale, Invert, Solarize, Posterize, Equalize,
-    AutoContrast, Sharpness, GaussianBlur, Erasing, OneOf, SomeOf,
+    AutoContrast, Sharpness, GaussianBlur, Erasing, OneOf, SomeOf, RandAugment, TrivialAugment,
 )
 
 
@@ -119,8 +123,8 @@ def check_channels(ops: list[Op], channels: int, what: str) -> None:
             raise ValueError(f"{type(op).__name__} needs 1 or 3 channels (grey or RGB), got {what} with {channels} channels")
         if isinstance(op, Normalize) and len(op.mean) not in (1, channels):
             raise ValueError(f"Normalize has {len(op.mean)} channel(s) of mean/std but {what} has {channels} channels")
-        for child in getattr(op, "ops", ()):  # containers (OneOf, SomeOf) check their children
-            check_channels([child], channels, what)
+        if isinstance(op, Container):  # containers (OneOf, SomeOf, policies) check their children
+            check_channels([child for _, child in op.branches()], channels, what)
 
 
 def op_from_dict(d: Any) -> Op:
