@@ -1,6 +1,7 @@
 """augkit: fast batched data augmentation on the GPU, dependable per-image fallback on the CPU."""
 
 from .data import AugmentedDataset, DeviceLoader, collate_uint8, expand, loader
+from .mix import CutMix, MixUp
 from .ops import (
     Affine,
     AutoContrast,
@@ -43,6 +44,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Pipeline",
+    "MixUp",
+    "CutMix",
     "default_pipeline",
     "expand",
     "Params",
