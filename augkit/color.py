@@ -79,23 +79,32 @@ def adjust_saturation(x: Tensor, factor: Tensor) -> Tensor:
 def adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
     """Rotate hue by ``shift`` (B,) of a full turn in HSV (torchvision ``adjust_hue``); 1 channel as is.
 
-    HSV -> RGB per channel n (R: 5, G: 3, B: 1): ``v - (v - min) * clamp(min(k, 4 - k), 0, 1)``
-    with ``k = (n + 6 h) mod 6``, elementwise, no six-way select.
+    Hue in sixths: h = off + num / (max - min), (off, num) = (0, g - b), (2, b - r), (4, r - g) where
+    the max is r, g, b (first wins). Back to RGB per channel n (R: 5, G: 3, B: 1), elementwise:
+    ``max - (max - min) * clamp(min(k, 4 - k), 0, 1)`` with ``k = (n + h) mod 6``.
     """
     if x.shape[1] == 1:
         return x
     r, g, b = x[:, 0], x[:, 1], x[:, 2]  # (B, H, W)
-    v, _ = x.max(dim=1)
-    mn, _ = x.min(dim=1)
-    cr = v - mn
-    div = torch.where(cr > 0, cr, 1.0)
-    rc, gc, bc = (v - r) / div, (v - g) / div, (v - b) / div
-    is_r, is_g = v == r, v == g
-    h = torch.where(is_r, bc - gc, torch.where(is_g, 2.0 + rc - bc, 4.0 + gc - rc))  # hue * 6, in [-1, 5]
-    h.add_(6.0 * shift.float().view(-1, 1, 1)).remainder_(6.0)  # (h + shift) mod 1, times 6
+    v = torch.maximum(r, g)
+    torch.maximum(v, b, out=v)
+    cr = torch.minimum(r, g)
+    torch.minimum(cr, b, out=cr)
+    torch.sub(v, cr, out=cr)
+    # off * cr + num, then / cr (cr = 0: num = 0 and off * cr = 0, so h = 0)
+    h = torch.add(r, g, alpha=-1.0).add_(cr, alpha=4.0)  # max is b: 4 cr + r - g
+    torch.where(v == g, torch.sub(b, r).add_(cr, alpha=2.0), h, out=h)
+    torch.where(v == r, g - b, h, out=h)
+    h.div_(cr.clamp(min=1e-30))
+    h.add_(6.0 * shift.float().view(-1, 1, 1))  # in [-4, 8): hue * 6 after the shift
+    k = torch.empty_like(h)
+    t = torch.empty_like(h)
     for c, n in enumerate((5.0, 3.0, 1.0)):
-        k = (h + n).remainder_(6.0)
-        k = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
+        torch.add(h, n, out=k)
+        torch.mul(k, 1.0 / 6.0, out=t).floor_()
+        k.sub_(t.mul_(6.0))  # (n + h) mod 6, in [0, 6)
+        torch.add(k, -4.0, out=t).neg_()  # 4 - k
+        torch.minimum(k, t, out=k).clamp_(0.0, 1.0)
         torch.sub(v, k.mul_(cr), out=x[:, c])
     return x
 
