@@ -12,8 +12,9 @@ GROUP_TITLES = {
     "batched": "Batched pipeline vs peers (uint8 batch in, float32 [0, 1] batch out)",
     "overhead": "Albumentations-backend overhead (one HWC uint8 image at a time)",
     "loader": "End-to-end loader (dataset of HWC uint8 images -> float32 batches)",
+    "color": "Photometric pipeline: ColorJitter + GaussianBlur(p=0.5) + Erasing(p=0.5)",
 }
-BASE_NAME = {"batched": "augkit", "overhead": "pipe(img)", "loader": "augkit.loader"}
+BASE_NAME = {"batched": "augkit", "overhead": "pipe(img)", "loader": "augkit.loader", "color": "augkit"}
 
 
 def _fmt(v: float | None, spec: str, none: str = "-") -> str:
