@@ -35,7 +35,7 @@ def u8_diff(y: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 
 def crop(photos, name: str) -> np.ndarray:
-    return photos[name][:150, :190]  # non-square, keeps the tests fast
+    return photos[name][:112, :150]  # non-square, keeps the tests fast
 
 
 PIL_ENHANCE = [
@@ -188,8 +188,8 @@ ALL_OPS = [
 
 @pytest.mark.parametrize("op", [ak.Pipeline([o]).ops[0] for o in ALL_OPS], ids=lambda o: type(o).__name__)
 def test_batch_mask_replay_and_devices_paths(photos, op):
-    imgs = [photos[n][:64, :80] for n in ("astronaut", "coffee", "chelsea", "rocket")] * 4
-    x = torch.stack([chw(i) for i in imgs])  # (16, 3, 64, 80) uint8
+    imgs = [photos[n][:40, :56] for n in ("astronaut", "coffee", "chelsea", "rocket")] * 3
+    x = torch.stack([chw(i) for i in imgs])  # (12, 3, 40, 56) uint8
     pipe = ak.Pipeline([op, ak.Brightness(factor=(1.0, 1.0))], seed=5)  # a second op: not the last step
     y, p = pipe(x, return_params=True)
     assert torch.equal(pipe(x, params=p), y)  # replay
@@ -288,11 +288,10 @@ PARITY_TOL = {ak.ColorJitter: 5.0}  # max |diff| in 1/255; default 1 (one roundi
 
 
 @pytest.mark.parametrize("op", ALL_OPS, ids=lambda o: type(o).__name__)
-@pytest.mark.parametrize("name", ["astronaut", "rocket"])
-def test_albumentations_parity_same_params(photos, op, name):
-    img = photos[name][:120, :170]
+def test_albumentations_parity_same_params(photos, op):
+    img = photos["astronaut"][:96, :136]
     pipe = ak.Pipeline([op], seed=7)
-    for _ in range(3):
+    for _ in range(2):
         ya, p = pipe(img, return_params=True)  # numpy -> the Albumentations backend
         p.values[0]["apply"][:] = True
         ya = pipe(img, params=p)
