@@ -2,6 +2,7 @@
 
 from .data import AugmentedDataset, DeviceLoader, collate_uint8, expand, loader
 from .mix import CutMix, MixUp
+from .module import Augment
 from .ops import (
     Affine,
     AutoContrast,
@@ -46,6 +47,7 @@ __all__ = [
     "Pipeline",
     "MixUp",
     "CutMix",
+    "Augment",
     "default_pipeline",
     "expand",
     "Params",

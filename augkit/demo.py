@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from .device import resolve_device
 from .images import sample_batch
+from .ops import RandomResizedCrop, Rotate
 from .pipeline import Pipeline, default_pipeline
 
 
@@ -27,7 +30,7 @@ def preview_grid(pipe: Pipeline, images: torch.Tensor, copies: int = 5) -> np.nd
     return grid
 
 
-def time_images_per_s(fn, x: torch.Tensor, repeats: int = 5, warmup: int = 2) -> float:
+def time_images_per_s(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, repeats: int = 5, warmup: int = 2) -> float:
     """Median images/s of ``fn(x)`` over ``repeats`` calls after ``warmup`` calls (the bench's timer)."""
     from .bench.suite import median_seconds
 
@@ -35,17 +38,30 @@ def time_images_per_s(fn, x: torch.Tensor, repeats: int = 5, warmup: int = 2) ->
     return x.shape[0] / float(np.median(median_seconds(lambda: fn(x), repeats, warmup, sync)))
 
 
-def run_demo(out: str | Path = "augkit-demo.png", size: int = 224, batch_size: int = 64, seed: int = 0) -> dict:
-    """Write the preview grid to ``out`` and return throughputs of augkit and Kornia."""
+def run_demo(out: str | Path = "augkit-demo.png", size: int = 224, batch_size: int = 64, seed: int = 0) -> dict[str, Any]:
+    """Write the preview grid to ``out`` and return throughputs of augkit and Kornia.
+
+    Args:
+        out: PNG path for the preview grid (its folder must exist).
+        size: image side in pixels for the timed batch, >= 8.
+        batch_size: images per timed batch, >= 1.
+        seed: seed of ``default_pipeline``.
+    """
     from PIL import Image
+
+    for name, value, low in (("size", size, 8), ("batch_size", batch_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"out {str(out)!r}: folder {str(out.parent)!r} does not exist")
 
     from .bench.peers import kornia_sequential
 
     device = resolve_device("auto")
     pipe = default_pipeline(seed)
     images = sample_batch(160, 4).to(device)
-    out = Path(out)
-    Image.fromarray(preview_grid(pipe, images)).save(out)
+    Image.fromarray(preview_grid(Pipeline([RandomResizedCrop((160, 160), scale=(0.4, 1.0)), Rotate((-15, 15), border="reflect"), *pipe.ops], seed=seed), images)).save(out)
 
     x = sample_batch(size, batch_size).to(device)
     kornia = kornia_sequential(pipe.ops).to(device)

@@ -11,6 +11,7 @@ API:
         tensor per sample (a ragged batch). M: (B, 3, 3) float32, input -> output pixels.
         out_hw: (H, W) ints, the output size (the last sizing op's ``size``, else the input's).
     run_output_size(ops, hw) -> (H, W)         the output size alone, static; raises on bad runs
+    run_clip(ops, params, hw) -> (B, 4) | None  the crop box (input pixels) taps are clamped to
     inverse_2x3(M) -> (B, 2, 3) float32        output -> input, for warps
     op_matrix(op, values, hw) -> (M, hw_out)   one op; hw, hw_out (B, 2) float64 per sample
     box_matrix(box, size) -> M                 a (top, left, height, width) box resized to size
@@ -48,6 +49,7 @@ __all__ = [
     "run_matrix",
     "run_output_size",
     "inverse_2x3",
+    "run_clip",
     "op_matrix",
     "box_matrix",
     "rotates",
@@ -217,6 +219,39 @@ def run_matrix(ops: Sequence[Op], params: Sequence[dict[str, Tensor]], hw: tuple
     return m.float(), out_hw
 
 
+def run_clip(ops: Sequence[Op], params: Sequence[dict[str, Tensor]], hw: tuple[int, int] | Tensor) -> Tensor | None:
+    """The crop box of an axis-aligned run in INPUT pixels: (B, 4) float32 (x0, y0, x1, y1), the
+    first and last pixel centres its taps may read, or None (no sizing op, or the run rotates).
+
+    The box is the last sizing op's (the whole image at that point for ``Resize``), mapped back
+    through the ops before it. Warps clamp their taps to it, so a crop then resize reads only
+    the crop, as ``F.interpolate`` on the cropped tensor does.
+    """
+    last = max((i for i, op in enumerate(ops) if isinstance(op, SizingOp)), default=None)
+    if last is None or rotates(ops):
+        return None
+    apply = params[0]["apply"]
+    b, dev = len(apply), apply.device
+    cur = _hw_tensor(hw, b, dev)
+    m = _eye(b, dev)
+    for op, values in zip(ops[:last], params[:last]):
+        mi, cur = op_matrix(op, values, cur)
+        m = mi @ m
+    op, values = ops[last], params[last]
+    assert isinstance(op, SizingOp)
+    if isinstance(op, Resize):
+        box = torch.stack([torch.zeros_like(cur[:, 0]), torch.zeros_like(cur[:, 0]), cur[:, 0], cur[:, 1]], 1)
+    else:
+        given = values.get("box")
+        box = op.sample_sized(values, cur.round().long())["box"] if given is None else given
+    box = box.double()
+    corners = torch.stack([box[:, 1], box[:, 0], box[:, 1] + box[:, 3] - 1, box[:, 0] + box[:, 2] - 1], 1)  # x0 y0 x1 y1
+    inv = torch.linalg.inv(m)
+    xs = inv[:, 0, 0:1] * corners[:, [0, 2]] + inv[:, 0, 2:3]
+    ys = inv[:, 1, 1:2] * corners[:, [1, 3]] + inv[:, 1, 2:3]
+    return torch.stack([xs.amin(1), ys.amin(1), xs.amax(1), ys.amax(1)], 1).float()
+
+
 def inverse_2x3(m: Tensor) -> Tensor:
     """(B, 3, 3) input -> output to the (B, 2, 3) output -> input map a warp samples with."""
     return torch.linalg.inv(m.double())[:, :2].float()
@@ -271,8 +306,12 @@ def split_runs(ops: Sequence[Op]) -> list[tuple[int, ...]]:
 
 
 def run_style(ops: Sequence[Op]) -> Style:
-    """(border, fill, interpolation, antialias) of a run from ``split_runs``: defaults constant 0, bilinear."""
-    border, fill, interp, aa = "constant", 0.0, "bilinear", False
+    """(border, fill, interpolation, antialias) of a run from ``split_runs``.
+
+    Defaults: bilinear; "replicate" when no op of the run names a border (crops and resizes read
+    like ``F.interpolate``, whose taps clamp to the image).
+    """
+    border, fill, interp, aa = "replicate", 0.0, "bilinear", False
     for op in ops:
         b, it, a = _style(op)
         if b is not None:

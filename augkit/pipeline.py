@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import torch
@@ -26,6 +27,12 @@ from .ops import (
 from .params import Params
 from .random import KEY_HIGH, Draw, sample_key
 
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+    from .backends.albu import AlbuBackend
+    from .module import Augment
+
 __all__ = ["Pipeline", "default_pipeline"]
 
 
@@ -41,7 +48,7 @@ class Pipeline:
     to get float32 on the same device, each sample with its own random parameters.
     """
 
-    def __init__(self, ops: list[Op], seed: int | None = None) -> None:
+    def __init__(self, ops: Sequence[Op], seed: int | None = None) -> None:
         ops = list(ops)
         for i, op in enumerate(ops):
             if not isinstance(op, Op):
@@ -56,7 +63,7 @@ class Pipeline:
         self.seed = seed
         self._generators: dict[tuple[torch.device, int | None], torch.Generator] = {}
         self._tensor = TensorBackend(leaves(ops))  # containers (OneOf, ...) run as their children
-        self._albu = None  # built on first numpy call
+        self._albu: AlbuBackend | None = None  # built on first numpy call
 
     def __repr__(self) -> str:
         inner = "".join(f"\n    {op!r}," for op in self.ops)
@@ -103,8 +110,8 @@ class Pipeline:
             keys = torch.randint(0, KEY_HIGH - 1, (n,), generator=rng, device=rng.device)
         elif keys.shape != (n,):
             raise ValueError(f"keys must have shape ({n},), got {tuple(keys.shape)}")
-        draw = Draw(keys.to(device=device, dtype=torch.int64))  # the seed enters through the keys
-        params = Params(tuple(type(op).__name__ for op in self.ops), tuple(op.sample(n, draw.child(i)) for i, op in enumerate(self.ops)))
+        draws = Draw(keys.to(device=device, dtype=torch.int64)).children(len(self.ops))  # the seed enters through the keys
+        params = Params(tuple(type(op).__name__ for op in self.ops), tuple(op.sample(n, d) for op, d in zip(self.ops, draws)))
         return params if hw is None else self.fill_sized(params, hw)
 
     def fill_sized(self, params: Params, hw: tuple[int, int] | Tensor) -> Params:
@@ -141,7 +148,22 @@ class Pipeline:
         return self.sample(len(keys), device, keys=keys, hw=hw)
 
     # execution ------------------------------------------------------------------------
+    @overload
+    def __call__(self, x: Tensor, *, params: Params | None = ..., return_params: Literal[False] = ...) -> Tensor: ...
+    @overload
+    def __call__(self, x: Tensor, *, params: Params | None = ..., return_params: Literal[True]) -> tuple[Tensor, Params]: ...
+    @overload
+    def __call__(
+        self, x: np.ndarray | PILImage, *, params: Params | None = ..., return_params: Literal[False] = ...
+    ) -> np.ndarray: ...
+    @overload
+    def __call__(
+        self, x: np.ndarray | PILImage, *, params: Params | None = ..., return_params: Literal[True]
+    ) -> tuple[np.ndarray, Params]: ...
+    @overload
+    def __call__(self, x: Any, *, params: Params | None = ..., return_params: bool = ...) -> Any: ...
     def __call__(self, x: Any, *, params: Params | None = None, return_params: bool = False) -> Any:
+        """Tensor (B,C,H,W)/(C,H,W) -> float32 tensor on its device; numpy HWC / PIL image -> numpy HWC."""
         if isinstance(x, Tensor):
             y, params = self._call_tensor(x, params)
         elif isinstance(x, (list, tuple)) and x and all(isinstance(t, Tensor) for t in x):
@@ -162,9 +184,16 @@ class Pipeline:
             params = self.sample(xb.shape[0], xb.device)
         else:
             params = self._check_params(params, xb.shape[0], xb.device)
-        params = self.fill_sized(params, tuple(xb.shape[2:]))
+        params = self.fill_sized(params, (xb.shape[2], xb.shape[3]))
         y = self._tensor(xb, _leaf_params(self.ops, params))
         return (y[0] if single else y), params
+
+    def sets_size_first(self) -> bool:
+        """Whether the first op(s) form a geometric run with a sizing op: images of mixed sizes are welcome."""
+        steps = self._tensor.steps
+        return bool(steps) and steps[0].kind == "warp" and steps[0].indices[0] == 0 and any(
+            isinstance(self._tensor.ops[i], SizingOp) for i in steps[0].indices
+        )
 
     def _call_list(self, xs: list[Tensor], params: Params | None) -> tuple[Tensor, Params]:
         """Images (C, Hi, Wi) of mixed sizes -> one (B, C, H, W) float32 batch (needs a sizing op)."""
@@ -182,9 +211,7 @@ class Pipeline:
         other = next((s for s in sizes if s != sizes[0]), None)
         if other is None:  # one size: an ordinary batch
             return self._call_tensor(torch.stack(xs), params)
-        if not self._tensor.steps or self._tensor.steps[0].kind != "warp" or not any(
-            isinstance(self._tensor.ops[i], SizingOp) for i in self._tensor.steps[0].indices
-        ):
+        if not self.sets_size_first():
             raise ValueError(
                 f"images of mixed sizes ({sizes[0][0]}x{sizes[0][1]} and {other[0]}x{other[1]}) need a sizing op "
                 "(ak.RandomResizedCrop, ak.Resize, ak.CenterCrop or ak.RandomCrop) in the pipeline's first run of "
@@ -209,6 +236,22 @@ class Pipeline:
         params = self.fill_sized(params, img.shape[:2])
         return self._albu(img, params), params
 
+    def as_module(self, eval_pipe: Pipeline | None = None) -> Augment:
+        """This pipeline as a ``torch.nn.Module``: ``ak.Augment(self, eval_pipe)``."""
+        from .module import Augment
+
+        return Augment(self, eval_pipe)
+
+    @classmethod
+    def from_albumentations(cls, compose: Any, seed: int | None = None) -> Pipeline:
+        """An augkit pipeline from an ``A.Compose``, its ``A.to_dict`` dict, or a path to an ``A.save`` file.
+
+        Table-driven (``augkit.interop``); raises one error naming every transform that does not map.
+        """
+        from .interop import from_albumentations
+
+        return from_albumentations(compose, seed=seed)
+
     def to_albumentations(self) -> Any:
         """A plain ``albumentations.Compose`` with the same ops and distributions, seeded with ``seed``.
 
@@ -229,8 +272,8 @@ class Pipeline:
         check_channels(self.ops, c, f"x of shape {tuple(x.shape)}")
         output_size(self._tensor.ops, self._tensor.steps, (h, w))  # raises for Rot90 on non-square without a sizing op
         if xb.dtype.is_floating_point and xb.numel():
-            lo, hi = torch.aminmax(xb)
-            lo, hi = float(lo), float(hi)
+            lo_t, hi_t = torch.aminmax(xb)
+            lo, hi = float(lo_t), float(hi_t)
             if not (lo >= -FLOAT_TOLERANCE and hi <= 1 + FLOAT_TOLERANCE):
                 raise ValueError(f"float x must hold values in [0, 1], got min {lo:.4g}, max {hi:.4g}; divide uint8 data by 255")
 
@@ -250,6 +293,8 @@ class Pipeline:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Pipeline:
+        if isinstance(d, dict) and "transform" in d and "ops" not in d:  # what A.to_dict / A.save write
+            return cls.from_albumentations(d)
         if not isinstance(d, dict) or not isinstance(d.get("ops"), list):
             raise ValueError(f"a pipeline dict needs an 'ops' list, got {d!r}")
         return cls([op_from_dict(o) for o in d["ops"]], seed=d.get("seed"))

@@ -20,7 +20,7 @@ import struct
 import torch
 from torch import Tensor
 
-__all__ = ["Draw", "sample_key", "fmix32", "fmix32_", "KEY_HIGH"]
+__all__ = ["Draw", "sample_key", "item_keys", "fmix32", "fmix32_", "KEY_HIGH"]
 
 _GOLDEN = 0x9E3779B9
 _M1 = 0x85EBCA6B
@@ -80,23 +80,42 @@ def _stream_word(path: tuple[int, ...]) -> int:
     return w
 
 
+SMALL = 8  # at most this many samples on the CPU: hash with Python ints (bit-identical, far fewer calls)
+
+
+def _root_word(key: int, seed_word: int) -> int:
+    return fmix32(fmix32((key >> 32) ^ seed_word) ^ (key & _MASK))
+
+
 class Draw:
     """Random numbers for ``n`` samples keyed by ``keys`` (n,) int64 and ``seed``; one stream.
 
     ``rand(k)`` returns (k, n) float32 uniforms in [0, 1) (24-bit, exact on every device);
     each call continues the stream, so an op may call it more than once. ``child(i)`` is an
-    independent stream for a sub-op (OneOf's children). Ops receive a Draw in ``sample``.
+    independent stream for a sub-op (an op's position in the pipeline, OneOf's children). Ops
+    receive a Draw in ``sample``. A few samples on the CPU (the per-image path) are hashed with
+    Python ints instead of tensor calls: the same bits, a fraction of the cost.
     """
 
-    def __init__(self, keys: Tensor, seed: int = 0, path: tuple[int, ...] = ()) -> None:
+    def __init__(self, keys: Tensor, seed: int = 0, path: tuple[int, ...] = (), _root: Tensor | list[int] | None = None) -> None:
         if keys.dim() != 1 or keys.dtype != torch.int64:
             raise ValueError(f"keys must be a (n,) int64 tensor, got shape {tuple(keys.shape)} dtype {keys.dtype}")
         self.keys, self.seed, self.path = keys, int(seed), tuple(path)
         self._counter = 0
-        lo, hi = _as_i32(keys & _MASK), _as_i32(keys >> 32)
-        s = fmix32(fmix32((self.seed >> 32) + _GOLDEN) ^ (self.seed & _MASK))
-        base = fmix32_(fmix32_(hi.bitwise_xor_(_i32(s))).bitwise_xor_(lo))
-        self._base = fmix32_(base.bitwise_xor_(_i32(_stream_word(self.path))))  # (n,) int32
+        self._small = keys.device.type == "cpu" and len(keys) <= SMALL
+        if _root is None:
+            s = fmix32(fmix32((self.seed >> 32) + _GOLDEN) ^ (self.seed & _MASK))
+            if self._small:
+                _root = [_root_word(k, s) for k in keys.tolist()]
+            else:
+                lo, hi = _as_i32(keys & _MASK), _as_i32(keys >> 32)
+                _root = fmix32_(fmix32_(hi.bitwise_xor_(_i32(s))).bitwise_xor_(lo))  # (n,) int32
+        self._root = _root
+        stream = _stream_word(self.path)
+        if self._small:
+            self._base: Tensor | list[int] = [fmix32(r ^ stream) for r in _root]  # type: ignore[union-attr]
+        else:
+            self._base = fmix32_(_root.bitwise_xor(_i32(stream)))  # type: ignore[union-attr]
 
     @classmethod
     def from_generator(cls, n: int, generator: torch.Generator, seed: int = 0) -> Draw:
@@ -114,19 +133,68 @@ class Draw:
 
     def child(self, i: int) -> Draw:
         """An independent stream for sub-op ``i`` (same keys and seed)."""
-        return Draw(self.keys, self.seed, self.path + (int(i),))
+        return Draw(self.keys, self.seed, self.path + (int(i),), _root=self._root)
+
+    def children(self, m: int, words: int = 8) -> list[Draw]:
+        """``[child(0), ..., child(m - 1)]`` with their first ``words`` words hashed in one batched call.
+
+        What a pipeline hands its ops: a constant number of tensor calls for any number of ops
+        (each op's first draws are views of the block), the same values as ``child(i)``.
+        """
+        kids = [Draw.__new__(Draw) for _ in range(m)]
+        for i, kid in enumerate(kids):
+            kid.keys, kid.seed, kid.path, kid._counter, kid._small = self.keys, self.seed, self.path + (i,), 0, self._small
+            kid._root = self._root
+        if self._small or m == 0:
+            for kid in kids:
+                kid._base = [fmix32(r ^ _stream_word(kid.path)) for r in self._root]  # type: ignore[union-attr]
+            return kids
+        streams = torch.tensor([_i32(_stream_word(kid.path)) for kid in kids], dtype=torch.int32).to(self.device, non_blocking=True)
+        base = fmix32_(self._root[None, :] ^ streams[:, None])  # type: ignore[index,call-overload]  # (m, n)
+        c = torch.arange(1, words + 1, dtype=torch.int32, device=self.device).mul_(_i32(_GOLDEN))  # (words,), wraps
+        block = fmix32_(base[:, None, :] + c[None, :, None])  # (m, words, n)
+        uniform = torch.bitwise_right_shift(block, 8).bitwise_and_(0xFFFFFF).float().mul_(2.0**-24)
+        for i, kid in enumerate(kids):
+            kid._base, kid._block, kid._uniform = base[i], block[i], uniform[i]
+        return kids
+
+    _block: Tensor | None = None  # (words, n) int32: the first words, hashed ahead by ``children``
+    _uniform: Tensor | None = None  # (words, n) float32: the same as uniforms
+
+    def _prefetched(self, k: int, block: Tensor | None) -> Tensor | None:
+        if block is None or self._counter + k > block.shape[0]:
+            return None
+        out = block[self._counter : self._counter + k]
+        self._counter += k
+        return out
+
+    def _words(self, k: int) -> Tensor | list[list[int]]:
+        c0 = self._counter
+        self._counter += k
+        if self._small:
+            return [[fmix32(b + (((c0 + j + 1) * _GOLDEN) & _MASK)) for b in self._base] for j in range(k)]  # type: ignore[union-attr]
+        c = torch.arange(c0 + 1, c0 + k + 1, dtype=torch.int64, device=self.device)
+        step = _as_i32((c * _GOLDEN) & _MASK)  # (k,)
+        return fmix32_(self._base[None, :] + step[:, None])  # type: ignore[index,call-overload]  # (k, n) int32, wraps
 
     def words(self, k: int) -> Tensor:
         """(k, n) int32: the next ``k`` hash words of each sample (uniform 32-bit patterns)."""
-        c = torch.arange(self._counter + 1, self._counter + k + 1, dtype=torch.int64, device=self.device)
-        self._counter += k
-        step = _as_i32((c * _GOLDEN) & _MASK)  # (k,)
-        h = self._base[None, :] + step[:, None]  # (k, n) int32, wraps
-        return fmix32_(h)
+        pre = self._prefetched(k, self._block)
+        if pre is not None:
+            return pre
+        w = self._words(k)
+        if isinstance(w, Tensor):
+            return w
+        return torch.tensor([[_i32(v) for v in row] for row in w], dtype=torch.int32).reshape(k, self.n)
 
     def rand(self, k: int) -> Tensor:
         """(k, n) float32 uniforms in [0, 1): the top 24 bits of ``words(k)`` over 2**24."""
-        w = self.words(k)
+        pre = self._prefetched(k, self._uniform)
+        if pre is not None:
+            return pre
+        w = self._words(k)
+        if not isinstance(w, Tensor):
+            return torch.tensor([[(v >> 8) * 2.0**-24 for v in row] for row in w], dtype=torch.float32).reshape(k, self.n)
         w = torch.bitwise_right_shift(w, 8).bitwise_and_(0xFFFFFF)
         return w.float().mul_(2.0**-24)
 
@@ -140,3 +208,13 @@ class Draw:
     def bits31(self) -> Tensor:
         """(n,) int64 uniform in [0, 2**31): e.g. the seed of a noise field."""
         return self.words(1)[0].to(torch.int64) & 0x7FFFFFFF
+
+
+def item_keys(base: int, index: Tensor) -> Tensor:
+    """(n,) int64 keys in [0, 2**63) of items ``index`` (n,) under ``base`` (e.g. ``sample_key(seed, epoch)``).
+
+    Vectorized and device-agnostic: the batched loaders key a whole batch of dataset indices
+    in one call, the per-image path one index, and both get the same keys.
+    """
+    w = Draw(index.to(torch.int64), seed=base).words(2).to(torch.int64) & _MASK  # (2, n)
+    return ((w[0] & 0x7FFFFFFF) << 32) | w[1]

@@ -11,10 +11,11 @@ NumPy's ``symmetric`` and OpenCV's ``BORDER_REFLECT``). A ragged batch (images o
 padded into one tensor) passes ``hw`` (B, 2): coordinates are then clamped or mirrored per
 sample in the grid, and the padding itself must hold the constant border's value (0).
 
-Antialiasing (``area_resample``): an axis-aligned shrink by s reads, per axis, the integral of
-the piecewise-constant image over a box of width f = sqrt(2 s^2 - 1) about each output centre,
-from a cumulative sum (two bilinear reads per output). Its kernel, box(f) * box(1), has the
-variance s^2 / 6 of ``F.interpolate(antialias=True)``'s triangle, and at s = 1 it is bilinear.
+Antialiasing (``area_resample``): an axis-aligned run applies ``F.interpolate(antialias=True)``'s
+own filter (a triangle as wide as the shrink, bilinear when enlarging) as two per-sample weight
+matrices, so a crop then resize equals ``F.interpolate`` on the crop. Crops clip the taps to
+their box (``clip``) in the grid path too: output pixels near a crop edge repeat the edge, as
+``F.interpolate`` does, instead of reading past the box.
 """
 
 from __future__ import annotations
@@ -44,9 +45,14 @@ def _fold(u: Tensor, size: Tensor, border: str) -> Tensor:
     return torch.minimum(u.clamp_min(0), size - 1)
 
 
-def _grid_axis(a: Tensor, b: Tensor, n_out: int, n_in: int, size: Tensor | None, border: str) -> Tensor:
-    """grid_sample units of input coordinate a * j + b for output index j < n_out: (B, n_out)."""
+def _grid_axis(a: Tensor, b: Tensor, n_out: int, n_in: int, size: Tensor | None, border: str, clip: Tensor | None = None) -> Tensor:
+    """grid_sample units of input coordinate a * j + b for output index j < n_out: (B, n_out).
+
+    ``clip`` (B, 2): first and last pixel a tap may read (a crop box): coordinates clamp to it.
+    """
     u = a[:, None] * _ramp(n_out, a.device)[None] + b[:, None]  # input pixel coordinates
+    if clip is not None:
+        u = torch.minimum(torch.maximum(u, clip[:, 0:1]), clip[:, 1:2])
     if size is not None and border != "constant":
         u = _fold(u, size[:, None], border)
     return (2 * u + 1) / n_in - 1
@@ -62,11 +68,13 @@ def warp(
     separable: bool = False,
     hw: Tensor | None = None,
     grid: Tensor | None = None,
+    clip: Tensor | None = None,
 ) -> Tensor:
     """Resample ``img`` so that output pixel (x, y) reads input ``inv @ (x, y, 1)``.
 
     ``separable``: ``inv`` is axis-aligned (no rotation, shear or swap), so the grid is two
-    ramps. ``hw`` (B, 2): each sample's own (H, W) inside a padded ragged batch.
+    ramps. ``hw`` (B, 2): each sample's own (H, W) inside a padded ragged batch. ``clip`` (B, 4)
+    (separable only): (x0, y0, x1, y1), the pixels a tap may read (``geometry.run_clip``).
     Shape: img (B, C, Hi, Wi) float32 -> (B, C, H, W) with (H, W) = ``out_hw``; ``grid`` an
     optional (B, H, W, 2) float32 buffer.
     """
@@ -78,8 +86,10 @@ def warp(
     if hw is not None:
         sh, sw = hw[:, 0].to(torch.float32), hw[:, 1].to(torch.float32)
     if separable:
-        gx = _grid_axis(inv[:, 0, 0], inv[:, 0, 2], w, wi, sw, border)  # (B, W)
-        gy = _grid_axis(inv[:, 1, 1], inv[:, 1, 2], h, hi, sh, border)  # (B, H)
+        cx = None if clip is None else clip[:, [0, 2]]
+        cy = None if clip is None else clip[:, [1, 3]]
+        gx = _grid_axis(inv[:, 0, 0], inv[:, 0, 2], w, wi, sw, border, cx)  # (B, W)
+        gy = _grid_axis(inv[:, 1, 1], inv[:, 1, 2], h, hi, sh, border, cy)  # (B, H)
         torch.stack((gx[:, None, :].expand(b, h, w), gy[:, :, None].expand(b, h, w)), dim=-1, out=grid)
     else:
         xs, ys = _ramp(w, img.device)[None, None, :], _ramp(h, img.device)[None, :, None]
@@ -93,37 +103,53 @@ def warp(
     return torch.grid_sampler_2d(img, grid, INTERPOLATION_MODES[interpolation], mode, False)
 
 
-def _area_axis(img: Tensor, a: Tensor, b: Tensor, n_out: int, size: Tensor, border: str) -> Tensor:
-    """One axis (the last) of ``area_resample``: (B, C, R, n_in) -> (B, C, R, n_out)."""
-    bsz, c, r, n_in = img.shape
-    cum = torch.zeros(bsz, c, r, n_in + 1, dtype=torch.float32, device=img.device)
-    torch.cumsum(img, -1, out=cum[..., 1:])  # cum[p] = sum of pixels < p: pixel i spans [i - 0.5, i + 0.5)
-    s = a.abs()
-    f = torch.sqrt(torch.clamp(2 * s * s - 1, min=1.0))  # (B,) box width in input pixels
-    centre = a[:, None] * _ramp(n_out, img.device)[None] + b[:, None] + 0.5  # (B, n_out) in boundary units
-    lo = (centre - f[:, None] / 2).clamp(min=0)
-    hi = torch.minimum(centre + f[:, None] / 2, size[:, None])
-    hi = torch.maximum(hi, lo)
-    p = torch.stack((lo, hi), -1).reshape(bsz, 1, 2 * n_out)  # grid x, in [0, size]
-    gx = (2 * p + 1) / (n_in + 1) - 1
-    gy = ((2 * _ramp(r, img.device) + 1) / r - 1)[None, :, None].expand(bsz, r, 2 * n_out)
-    grid = torch.stack((gx.expand(bsz, r, 2 * n_out), gy), -1)
-    ends = torch.grid_sampler_2d(cum.reshape(bsz, c, r, n_in + 1), grid, 0, 1, False).view(bsz, c, r, n_out, 2)
-    width = (hi - lo) if border != "constant" else f[:, None].expand(bsz, n_out)  # renormalise at edges unless a fill
-    out = ends[..., 1] - ends[..., 0]
-    return out.div_(width.clamp_min(1e-6)[:, None, None, :])
+def _area_weights(a: Tensor, b: Tensor, n_out: int, n_in: int, size: Tensor, border: str, clip: Tensor | None) -> Tensor:
+    """(B, n_out, n_in) weights of one axis of ``area_resample``: ``F.interpolate``'s antialias filter.
+
+    Output j is centred on input c = a j + b; pixel i weighs max(0, 1 - |i - c| / s), s = max(|a|, 1)
+    (a triangle as wide as the shrink; at s = 1, bilinear). Pixels outside ``clip`` (B, 2) (first,
+    last pixel: the crop box) and outside the image (``size``) are dropped and the rest
+    renormalised, as ``F.interpolate`` does at a tensor's edges; with the "constant" border,
+    pixels outside the image count in the normalisation (they read the fill, 0).
+    """
+    s = a.abs().clamp(min=1.0)[:, None, None]  # (B, 1, 1)
+    centre = (a[:, None] * _ramp(n_out, a.device)[None] + b[:, None])[..., None]  # (B, n_out, 1)
+    i = _ramp(n_in, a.device)[None, None, :]
+    w = (1 - (i - centre).abs() / s).clamp_(min=0)  # (B, n_out, n_in)
+    if clip is not None:
+        w *= (i >= clip[:, None, 0:1]) & (i <= clip[:, None, 1:2])
+    w *= i < size[:, None, None]
+    if border == "constant":  # the full triangle's sum: taps outside the image read 0
+        # every position within n_in of the image (no host sync to size it; a shrink by more
+        # than the image's width would lose some taps of the sum)
+        taps = torch.arange(-n_in, 2 * n_in, dtype=torch.float32, device=a.device)[None, None, :]
+        full = (1 - (taps - centre).abs() / s).clamp_(min=0)
+        if clip is not None:
+            full *= (taps >= clip[:, None, 0:1]) & (taps <= clip[:, None, 1:2])
+        norm = full.sum(-1, keepdim=True)
+    else:
+        norm = w.sum(-1, keepdim=True)
+    return w.div_(norm.clamp_(min=1e-12))
 
 
-def area_resample(img: Tensor, inv: Tensor, out_hw: tuple[int, int], *, border: str = "replicate", hw: Tensor | None = None) -> Tensor:
-    """Antialiased resample for an axis-aligned ``inv`` (see the module docstring).
+def area_resample(
+    img: Tensor, inv: Tensor, out_hw: tuple[int, int], *, border: str = "replicate", hw: Tensor | None = None, clip: Tensor | None = None
+) -> Tensor:
+    """Antialiased resample for an axis-aligned ``inv``: ``F.interpolate(antialias=True)``'s filter
+    as per-sample weight matrices, two matmuls (see ``_area_weights``).
 
-    Box footprints are cut at each sample's image edges and renormalised (``border`` constant:
-    not renormalised, so edges blend with 0). Shape: img (B, C, Hi, Wi) float32 -> (B, C, H, W).
+    ``clip`` (B, 4) = (x0, y0, x1, y1): the first and last input pixels the taps may read (the
+    crop box of the run), so that a crop then resize equals ``F.interpolate`` on the crop.
+    Shape: img (B, C, Hi, Wi) float32 -> (B, C, H, W).
     """
     b, _, hi, wi = img.shape
     if hw is None:
         hw = torch.tensor([hi, wi], device=img.device).expand(b, 2)
     hw = hw.to(torch.float32)
-    x = _area_axis(img, inv[:, 0, 0], inv[:, 0, 2], out_hw[1], hw[:, 1], border)  # (B, C, Hi, W)
-    y = _area_axis(x.transpose(2, 3), inv[:, 1, 1], inv[:, 1, 2], out_hw[0], hw[:, 0], border)  # (B, C, W, H)
-    return y.transpose(2, 3).contiguous()
+    cx = None if clip is None else clip[:, [0, 2]]
+    cy = None if clip is None else clip[:, [1, 3]]
+    wx = _area_weights(inv[:, 0, 0], inv[:, 0, 2], out_hw[1], wi, hw[:, 1], border, cx)  # (B, W, Wi)
+    wy = _area_weights(inv[:, 1, 1], inv[:, 1, 2], out_hw[0], hi, hw[:, 0], border, cy)  # (B, H, Hi)
+    if out_hw[1] * hi * (wi + out_hw[0]) <= out_hw[0] * wi * (hi + out_hw[1]):  # the cheaper order
+        return torch.matmul(wy[:, None], torch.matmul(img, wx.transpose(1, 2)[:, None]))  # (B, C, H, W)
+    return torch.matmul(torch.matmul(wy[:, None], img), wx.transpose(1, 2)[:, None])

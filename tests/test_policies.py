@@ -110,3 +110,17 @@ def test_replay_yaml_and_bad_arguments(photos):
     ]:
         with pytest.raises(ValueError, match=msg):
             make()
+
+
+@pytest.mark.parametrize("policy", [ak.RandAugment(num_ops=2, magnitude=15), ak.TrivialAugment()], ids=["RA", "TA"])
+def test_albumentations_backend_runs_policies_with_the_same_params(photos, policy):
+    img = photos["chelsea"][:96, :128]
+    pipe = ak.Pipeline([policy], seed=0)
+    seen = set()
+    for _ in range(16):
+        ya, p = pipe(img, return_params=True)  # numpy: the Albumentations backend
+        seen |= {POLICY_OPS[int(p[0][k][0])] for k in p[0] if k.endswith(".op")}
+        yt = pipe(torch.from_numpy(img.copy()).permute(2, 0, 1), params=p).permute(1, 2, 0).numpy()
+        d = np.abs(yt * 255 - ya)
+        assert ya.shape == img.shape and d.mean() <= 1.0 and d.max() <= 4.0, (seen, d.mean(), d.max())
+    assert len(seen) >= 6

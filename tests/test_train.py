@@ -266,14 +266,18 @@ def test_study_smoke_writes_report_and_plots(tmp_path):
     text = path.read_text()
     for arm in S.default_arms():
         assert f"| {arm.name} |" in text
-    assert "| more data x4 |" in text and "Flips-free augmentation" in text
+    assert "| more data x4 |" in text
+    assert text.startswith("# augkit study: remedies for overfitting on scikit-learn digits (smoke test)")
+    assert "Smoke test, not a study." in text and "supports no finding" in text
+    assert "Flips-free augmentation" not in text and "beats" not in text  # one seed: no findings stated
     for png in ("learning_curve.png", "test_accuracy.png", "history_baseline.png", "history_early_stopping.png"):
         assert (tmp_path / png).stat().st_size > 0
 
 
-def test_cli_study_rejects_bad_fraction(tmp_path):
-    with pytest.raises(ValueError, match=r"fraction must be a number in \(0, 1\], got 1.5"):
+def test_cli_study_rejects_bad_fraction(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
         main(["study", "--out", str(tmp_path), "--fraction", "1.5"])
+    assert e.value.code == 2 and "expected a number in (0, 1], got 1.5" in capsys.readouterr().err
 
 
 @cuda

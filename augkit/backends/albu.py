@@ -118,12 +118,12 @@ class _SeededFlip(_Seeded):
     op_class: type[Op]
 
     def __init__(self, p: float = 0.5, salt: int = 0) -> None:
-        super().__init__(p=p)
+        super().__init__(p=p)  # type: ignore[call-arg]  # a mixin: the next class is an A.BasicTransform
         self.salt, self.op = salt, self.op_class(p=p)
         self.set_random_seed(None)
 
     def apply(self, img: np.ndarray, apply: bool = True, **params: Any) -> np.ndarray:
-        return super().apply(img, **params) if apply else img
+        return super().apply(img, **params) if apply else img  # type: ignore[misc]  # the A flip's apply
 
 
 class AugkitHorizontalFlip(_SeededFlip, A.HorizontalFlip):
@@ -149,7 +149,7 @@ class AugkitZoom(_Seeded, A.DualTransform):
     def __init__(self, scale: tuple[float, float] = (0.8, 1.2), fill_value: float = 0.0, p: float = 1.0, salt: int = 0) -> None:
         super().__init__(p=p)
         self.scale, self.fill_value, self.salt = tuple(scale), float(fill_value), salt
-        self.op = Zoom(self.scale, fill=self.fill_value, p=p)
+        self.op = Zoom(scale, fill=self.fill_value, p=p)
         self.set_random_seed(None)
 
     def apply(self, img: np.ndarray, apply: bool = True, scale: float = 1.0, **params: Any) -> np.ndarray:
@@ -185,7 +185,7 @@ class AugkitContrast(_Seeded, A.ImageOnlyTransform):
     def __init__(self, factor: tuple[float, float] = (0.8, 1.2), p: float = 1.0, salt: int = 0) -> None:
         super().__init__(p=p)
         self.factor, self.salt = tuple(factor), salt
-        self.op = Contrast(self.factor, p=p)
+        self.op = Contrast(factor, p=p)
         self.set_random_seed(None)
 
     def apply(self, img: np.ndarray, apply: bool = True, factor: float = 1.0, **params: Any) -> np.ndarray:
@@ -214,7 +214,7 @@ class AugkitGaussianNoise(_Seeded, A.ImageOnlyTransform):
     def __init__(self, std: tuple[float, float] = (0.0, 0.05), p: float = 1.0, salt: int = 0) -> None:
         super().__init__(p=p)
         self.std, self.salt = tuple(std), salt
-        self.op = GaussianNoise(self.std, p=p)
+        self.op = GaussianNoise(std, p=p)
         self.set_random_seed(None)
 
     def apply(self, img: np.ndarray, apply: bool = True, std: float = 0.0, seed: int = 0, **params: Any) -> np.ndarray:
@@ -318,6 +318,10 @@ def _transform(op: Op, salt: int) -> A.BasicTransform:
         return AugkitGaussianNoise(std=op.std, p=op.p, salt=salt)
     if isinstance(op, Normalize):
         return AugkitNormalize(mean=op.mean, std=op.std)
+    from .albu_geometry import TRANSFORMS
+
+    if type(op) in TRANSFORMS:
+        return TRANSFORMS[type(op)](op, salt=salt)
     raise TypeError(f"the Albumentations backend has no transform for {type(op).__name__}")
 
 
@@ -339,8 +343,26 @@ class AlbuBackend:
 
         ``img`` has passed ``check_image``; ``params`` hold one sample.
         """
+        from .. import geometry as G
+        from .albu_geometry import warp_run
+
         out = img
-        for t, v in zip(self.compose.transforms, self._host(params), strict=True):
+        host = self._host(params)
+        runs = {r[0]: r for r in G.split_runs(self.ops)}
+        skip: set[int] = set()
+        for i, (t, v) in enumerate(zip(self.compose.transforms, host, strict=True)):
+            if i in skip:
+                continue
+            run = runs.get(i, ())
+            if len(run) > 1 or (run and not isinstance(self.ops[i], (HorizontalFlip, VerticalFlip))):
+                # a run of geometric ops: one composed matrix, one resample (flips alone stay exact)
+                if all(isinstance(self.ops[j], (HorizontalFlip, VerticalFlip)) for j in run):
+                    for j in run:
+                        out = self.compose.transforms[j].apply(out, **host[j])
+                else:
+                    out = warp_run(out, [self.ops[j] for j in run], [params[j] for j in run])
+                skip.update(run)
+                continue
             out = t.apply(out, **v)
         return out
 

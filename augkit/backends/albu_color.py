@@ -41,7 +41,7 @@ from ..ops import (
     Solarize,
     SomeOf,
 )
-from ..ops.compose import branch_params
+from ..ops.compose import leaf_params, leaves
 from .albu import _Seeded
 
 __all__ = ["KERNELS", "AugkitPhotometric", "AugkitOneOf", "AugkitSomeOf", "transform_for"]
@@ -143,6 +143,18 @@ def grayscale(img: Img) -> Img:
     return cv2.cvtColor(cv2.cvtColor(src, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
 
 
+_LEVELS_F32 = np.arange(256, dtype=np.float32) * np.float32(1 / 255)  # uint8 levels as the tensor backend reads them
+
+
+def solarize(img: Img, t: float) -> Img:
+    """1 - x where x >= t; uint8 levels compared exactly as the tensor backend's float32 values are."""
+    if img.dtype == np.uint8:
+        flip = _LEVELS_F32 >= np.float32(t)
+        return _lut(img, np.where(flip, 255 - np.arange(256), np.arange(256)).astype(np.float64))
+    x = img.astype(np.float32)
+    return np.where(x >= np.float32(t), np.float32(1) - x, x).astype(np.float32)
+
+
 def posterize(img: Img, bits: int) -> Img:
     return _via_uint8(img, lambda u: AF.posterize(u, int(bits)) if bits < 8 else u)
 
@@ -227,7 +239,7 @@ KERNELS: dict[type[Op], Callable[[Any, Img, dict[str, Any]], Img]] = {
     Gamma: lambda op, img, p: _pointwise(img, lambda x: np.power(x, p["gamma"])),
     Grayscale: lambda op, img, p: grayscale(img),
     Invert: lambda op, img, p: _pointwise(img, lambda x: 1.0 - x),
-    Solarize: lambda op, img, p: _pointwise(img, lambda x: np.where(x >= np.float32(p["threshold"]), 1.0 - x, x)),
+    Solarize: lambda op, img, p: solarize(img, p["threshold"]),
     Posterize: lambda op, img, p: posterize(img, p["bits"]),
     Equalize: lambda op, img, p: equalize(img),
     AutoContrast: lambda op, img, p: autocontrast(img),
@@ -259,27 +271,41 @@ _CLASSES: dict[type[Op], type[AugkitPhotometric]] = {
 
 
 class _SeededContainer(_Seeded):
-    """Mixin: a container drawing all its params at once and handing each child its share."""
+    """Mixin: a container drawing all its params at once and running its leaves with their share.
+
+    Consecutive geometric leaves (a OneOf of flips and zooms, a policy's Affine pair) are one
+    composed matrix and one resample (``albu_geometry.warp_run``), as on the tensor backend.
+    """
 
     op: Container
     children: list[tuple[str, Any]]
 
     def _setup(self, op: Container, salt: int, make: Callable[[Op, int], Any]) -> list[Any]:
+        from .. import geometry as G
+
         self.op, self.salt = op, salt
         self.children = [(prefix, make(child, j)) for j, (prefix, child) in enumerate(op.branches())]
+        self.leaf_ops = leaves([op])
+        self.leaf_transforms = [make(leaf, j) if leaf.kind != "geometric" else None for j, leaf in enumerate(self.leaf_ops)]
+        self.runs = {r[0]: r for r in G.split_runs(self.leaf_ops)}
         return [t for _, t in self.children]
 
     def apply(self, img: Img, apply: bool = True, **params: Any) -> Img:
-        for prefix, t in self.children:
-            img = t.apply(img, **branch_params(params, prefix))
+        from .albu_geometry import warp_run
+
+        values = leaf_params([self.op], [params])
+        i = 0
+        while i < len(self.leaf_ops):
+            run = self.runs.get(i)
+            if run:
+                if any(values[j]["apply"] for j in run):
+                    ops = [self.leaf_ops[j] for j in run]
+                    img = warp_run(img, ops, [{k: torch.tensor([v]) for k, v in values[j].items()} for j in run])
+                i = run[-1] + 1
+                continue
+            img = self.leaf_transforms[i].apply(img, **values[i])
+            i += 1
         return img
-
-    def __call__(self, *args: Any, force_apply: bool = False, **data: Any) -> dict[str, Any]:
-        self._force = False  # a container's own p decides; force_apply would pick no child
-        data["image"] = self.apply(data["image"], **self.get_params())
-        return data
-
-
 class AugkitOneOf(_SeededContainer, A.OneOf):
     """``ak.OneOf`` (and the policies, which are OneOfs per slot): one draw per image for the whole container."""
 

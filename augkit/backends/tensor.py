@@ -1,7 +1,11 @@
 """Batched execution on torch tensors, any device.
 
-The plan, made once per pipeline: every run of consecutive geometric ops becomes one
-3x3 matrix per sample and one warp (a flip-only run is one gather, no warp); each
+The plan, made once per pipeline: every run of consecutive geometric ops (``geometry.split_runs``)
+becomes one 3x3 matrix per sample (``geometry.run_matrix``) and one resample (``augkit.warp``):
+a flip-only run is one gather, flips and quarter turns of square images one permuting gather,
+an axis-aligned run a grid of two ramps, a rotating run a full grid; antialiased crops and
+resizes use ``F.interpolate``'s filter (per sample on the CPU, two batched matmuls elsewhere).
+A ragged list of images runs per sample on the CPU and padded into one batch elsewhere. Each
 photometric op is one elementwise pass. Values are carried as ``true = a * w + b`` with
 python floats ``a, b`` so the uint8 -> [0, 1] scale and a fill offset fold into the next
 pass instead of costing their own. On CPU the batch runs in blocks of samples (8 MiB of
@@ -14,7 +18,9 @@ every reference to it, since page faults on fresh 224x224 outputs cost more than
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -71,8 +77,8 @@ def output_size(ops: list[Op], steps: list[_Step], hw: tuple[int, int] | None) -
     for step in steps:
         if step.kind in ("flip", "perm", "warp"):
             hw = G.run_output_size([ops[i] for i in step.indices], hw)
-    if hw is None:
-        G.run_output_size([], None)  # raises: mixed sizes and no sizing op
+    if hw is None:  # mixed sizes and no sizing op
+        return G.run_output_size([], None)  # raises
     return hw
 
 
@@ -122,20 +128,20 @@ class TensorBackend:
         """x: (B, C, H, W) uint8 or float in [0, 1] (checked by the caller), or a list of
         (C, Hi, Wi) images of mixed sizes when the first geometric run sets the size -> float32.
         """
-        ragged = isinstance(x, list)
         bsz = len(x)
-        c = x[0].shape[0] if ragged else x.shape[1]
-        hw = None if ragged else (x.shape[2], x.shape[3])
+        if isinstance(x, list):
+            c, hw, device, per_in = x[0].shape[0], None, x[0].device, 0  # a ragged list is read one image at a time
+        else:
+            c, hw, device, per_in = x.shape[1], (x.shape[2], x.shape[3]), x.device, x[0].numel() if len(x) else 0
         ho, wo = output_size(self.ops, self.steps, hw)
-        device = x[0].device if ragged else x.device
         out = self._ws.output((bsz, c, ho, wo), device)
         if out.numel() == 0:
             return out
-        if ragged and device.type != "cpu":  # the GPU path: one padded batch, per-sample sizes in the grid
+        if isinstance(x, list) and device.type != "cpu":  # the GPU path: one padded batch, per-sample sizes in the grid
             sizes = torch.tensor([t.shape[1:] for t in x], device=device)
             self._run(_pad(x), params, out, sizes)
             return out
-        per = max(c * ho * wo, max(t[0].numel() for t in x) if ragged else x[0].numel())
+        per = max(c * ho * wo, per_in)
         rows = max(1, BLOCK_BYTES // (4 * per)) if device.type == "cpu" else bsz
         for i in range(0, bsz, rows):  # on CPU, blocks of samples whose passes stay in cache
             part = params.select(slice(i, i + rows)) if rows < bsz else params
@@ -176,7 +182,7 @@ class TensorBackend:
     def _perm(self, step: _Step, v: _Value, params: Params, out: Tensor | None, sizes: Tensor | None = None) -> _Value:
         """Flips and quarter turns of square images: one exact gather (any dtype)."""
         w = v.w
-        m, _ = G.run_matrix([self.ops[i] for i in step.indices], [params[i] for i in step.indices], tuple(w.shape[2:]))
+        m, _ = G.run_matrix([self.ops[i] for i in step.indices], [params[i] for i in step.indices], (w.shape[2], w.shape[3]))
         inv = G.inverse_2x3(m).round().long()  # entries in {-1, 0, 1} and integer shifts
         dst = self._ws.get("perm", tuple(w.shape), w.dtype, w.device)
         return _Value(F.permute_gather(w, inv, dst), v.a, v.b, mine=True)
@@ -197,16 +203,15 @@ class TensorBackend:
             in_hw = (w.shape[2], w.shape[3])
         m, out_hw = G.run_matrix(ops, vals, in_hw)
         inv = G.inverse_2x3(m)  # (B, 2, 3) output -> input
+        clip = G.run_clip(ops, vals, in_hw) if step.separable else None  # a crop's taps stay in its box
         # outside the image must read as ``fill``: shift values so fill sits at 0 in w-units
         c = (fill - v.b) / v.a if border == "constant" else 0.0
         aa = antialias and step.separable
-        if ragged or (aa and w.device.type == "cpu"):  # per sample, each from its own image (or the part it reads)
+        if ragged or (aa and _host_loops(w.device)):  # per sample, each from its own image (or the part it reads)
             dst = self._ws.get("warp", (len(w), w[0].shape[0], *out_hw), torch.float32, w[0].device)
             for b in range(len(w)):
-                img = w[b][None].float()
-                if c != 0.0:
-                    img = img - c
-                dst[b : b + 1] = _warp_one(img, inv[b : b + 1], out_hw, border, interp, step.separable, aa)
+                cb = None if clip is None else clip[b : b + 1]
+                dst[b : b + 1] = _warp_one(w[b][None], inv[b : b + 1], out_hw, border, interp, step.separable, aa, cb, c)
             return _Value(dst, v.a, v.b + v.a * c, mine=True)
         src = w
         if c != 0.0:
@@ -220,16 +225,16 @@ class TensorBackend:
             src = self._ws.get("in", tuple(w.shape), torch.float32, w.device).copy_(w)
         bsz = len(w)
         if aa:  # batched antialiased resample (the GPU path; ragged batches come padded with ``sizes``)
-            return _Value(W.area_resample(src, inv, out_hw, border=border, hw=sizes), v.a, v.b + v.a * c, mine=True)
+            return _Value(W.area_resample(src, inv, out_hw, border=border, hw=sizes, clip=clip), v.a, v.b + v.a * c, mine=True)
         grid = self._ws.get("grid", (bsz, *out_hw, 2), torch.float32, w.device)
         sized = any(isinstance(op, SizingOp) for op in ops) or out_hw != tuple(w.shape[2:]) or sizes is not None
         if sized:
-            warped = W.warp(src, inv, out_hw, border=border, interpolation=interp, separable=step.separable, hw=sizes, grid=grid)
+            warped = W.warp(src, inv, out_hw, border=border, interpolation=interp, separable=step.separable, hw=sizes, grid=grid, clip=clip)
             return _Value(warped, v.a, v.b + v.a * c, mine=True)
         moved = vals[0]["apply"]  # which samples any op of the run changed
         for p in vals[1:]:
             moved = moved | p["apply"]
-        kw = {"border": border, "interpolation": interp, "separable": step.separable}
+        kw: dict[str, Any] = {"border": border, "interpolation": interp, "separable": step.separable}
         if _host_selects(w.device):  # selection is free on the host: warp only moved samples
             idx = moved.nonzero().squeeze(1)
             if len(idx) == bsz:
@@ -262,9 +267,10 @@ class TensorBackend:
         bsz, n = v.w.shape[0], v.w[0].numel()
         half = (n + 1) // 2
         rows = min(bsz, F.noise_block_rows(n))
-        work = tuple(
-            self._ws.get(name, (rows, half), dt, v.w.device)
-            for name, dt in (("nz_h", torch.int32), ("nz_t", torch.int32), ("nz_r", torch.float32))
+        work = (
+            self._ws.get("nz_h", (rows, half), torch.int32, v.w.device),
+            self._ws.get("nz_t", (rows, half), torch.int32, v.w.device),
+            self._ws.get("nz_r", (rows, half), torch.float32, v.w.device),
         )
         std = torch.where(p["apply"], p["std"].float(), 0.0)
         d = self._dst(v, out)
@@ -293,6 +299,7 @@ class TensorBackend:
 
     def _normalize(self, step: _Step, v: _Value, params: Params, out: Tensor | None, sizes: Tensor | None = None) -> _Value:
         op = self.ops[step.indices[0]]
+        assert isinstance(op, Normalize)
         c = v.w.shape[1]
         mean = torch.tensor(op.mean, device=v.w.device).expand(c)
         std = torch.tensor(op.std, device=v.w.device).expand(c)
@@ -313,28 +320,72 @@ def _pad(images: list[Tensor]) -> Tensor:
         return torch.nested.nested_tensor(images).to_padded_tensor(0)
 
 
-def _warp_one(img: Tensor, inv: Tensor, out_hw: tuple[int, int], border: str, interp: str, separable: bool, aa: bool) -> Tensor:
-    """One sample (1, C, H, W) float32 on the CPU; antialiased runs read only the part they need."""
+def _warp_one(
+    img: Tensor, inv: Tensor, out_hw: tuple[int, int], border: str, interp: str, separable: bool, aa: bool, clip: Tensor | None,
+    shift: float = 0.0,
+) -> Tensor:
+    """One sample (1, C, H, W) (any dtype; ``img - shift`` is resampled, in float32) on the CPU.
+
+    Antialiased runs read only the part they need; a plain crop-resize (and flips) of a box
+    inside the image is ``F.interpolate`` on the crop: the same filter as ``area_resample``
+    (equal within float rounding), much cheaper per sample.
+    """
+    def part(t: Tensor) -> Tensor:
+        t = t.float()
+        return t.sub_(shift) if shift else t
+
     if not aa:
-        return W.warp(img, inv, out_hw, border=border, interpolation=interp, separable=separable)
+        return W.warp(part(img), inv, out_hw, border=border, interpolation=interp, separable=separable, clip=clip)
     h, w = img.shape[2:]
-    # the input rectangle the output reads, plus the widest box footprint and a bilinear tap
-    corners = inv[0, :, 0:1] * torch.tensor([-0.5, out_hw[1] - 0.5]) + inv[0, :, 2:3]  # rows: x ends, y ends
-    corners[1] = inv[0, 1, 1] * torch.tensor([-0.5, out_hw[0] - 0.5]) + inv[0, 1, 2]
-    s = inv[0, [0, 1], [0, 1]].abs()
-    margin = (torch.sqrt(torch.clamp(2 * s * s - 1, min=1.0)) / 2 + 2).tolist()
+    if clip is not None:
+        fast = _crop_resize(img, inv, out_hw, clip, part)
+        if fast is not None:
+            return fast
+    # the input rectangle the output reads, plus the widest triangle
+    ends = torch.tensor([[-0.5, out_hw[1] - 0.5], [-0.5, out_hw[0] - 0.5]])
+    corners = inv[0, [0, 1], [0, 1]][:, None] * ends + inv[0, :, 2:3]  # rows: x ends, y ends
+    margin = (inv[0, [0, 1], [0, 1]].abs().clamp(min=1.0) + 2).tolist()
     (x0, x1), (y0, y1) = corners.tolist()
     c0 = max(0, int(min(x0, x1) - margin[0]))
     c1 = min(w, int(max(x0, x1) + margin[0]) + 2)
     r0 = max(0, int(min(y0, y1) - margin[1]))
     r1 = min(h, int(max(y0, y1) + margin[1]) + 2)
-    if c1 <= c0 or r1 <= r0:  # reads nothing of the image
+    if c1 <= c0 or r1 <= r0 or border == "constant":  # reads nothing of the image, or must see where it ends
         c0, c1, r0, r1 = 0, w, 0, h
     sub = inv.clone()
     sub[0, 0, 2] -= c0
     sub[0, 1, 2] -= r0
+    part_clip = None if clip is None else clip - torch.tensor([c0, r0, c0, r0], dtype=clip.dtype)
     hw = torch.tensor([[h - r0, w - c0]])  # the image's far edges, in the part's coordinates
-    return W.area_resample(img[:, :, r0:r1, c0:c1], sub, out_hw, border=border, hw=hw)
+    return W.area_resample(part(img[:, :, r0:r1, c0:c1]), sub, out_hw, border=border, hw=hw, clip=part_clip)
+
+
+def _crop_resize(img: Tensor, inv: Tensor, out_hw: tuple[int, int], clip: Tensor, part: Callable[[Tensor], Tensor]) -> Tensor | None:
+    """``F.interpolate(antialias=True)`` of the integer box ``clip`` (1, 4) when ``inv`` is exactly
+    that box resized to ``out_hw`` (flipped or not) and the box lies inside the image; else None."""
+    x0, y0, x1, y1 = clip[0].tolist()
+    h, w = img.shape[2:]
+    if not all(float(v).is_integer() for v in (x0, y0, x1, y1)) or x0 < 0 or y0 < 0 or x1 >= w or y1 >= h:
+        return None
+    flips = []
+    for k, (lo, hi, n) in enumerate(((x0, x1, out_hw[1]), (y0, y1, out_hw[0]))):
+        scale = (hi - lo + 1) / n
+        a, b = float(inv[0, k, k]), float(inv[0, k, 2])
+        if abs(a - scale) < 1e-6 * max(1.0, scale) and abs(b - (lo - 0.5 + 0.5 * scale)) < 1e-4:
+            flips.append(False)
+        elif abs(a + scale) < 1e-6 * max(1.0, scale) and abs(b - (lo - 0.5 + (n - 0.5) * scale)) < 1e-4:
+            flips.append(True)
+        else:
+            return None
+    crop = part(img[:, :, int(y0) : int(y1) + 1, int(x0) : int(x1) + 1])
+    out = torch.nn.functional.interpolate(crop, out_hw, mode="bilinear", align_corners=False, antialias=True)
+    dims = [d for d, f in zip((3, 2), flips) if f]
+    return out.flip(dims) if dims else out
+
+
+def _host_loops(device: torch.device) -> bool:
+    """Whether a loop over samples is cheap (the CPU: no launches; each sample reads only its part)."""
+    return device.type == "cpu"
 
 
 def _host_selects(device: torch.device) -> bool:

@@ -15,6 +15,7 @@ import platform
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "cache_bytes": _last_level_cache_bytes(device),  # decides whether the copy bound is cache-resident
         "versions": {
             "augkit": __version__,
             "torch": torch.__version__,
@@ -78,6 +80,20 @@ def machine_info(device: torch.device) -> dict[str, Any]:
             "torchvision": _version("torchvision"),
         },
     }
+
+
+def _last_level_cache_bytes(device: torch.device) -> int | None:
+    """The GPU's L2, or the CPU's largest cache (Linux sysfs); ``None`` when unknown."""
+    if device.type == "cuda":
+        return int(getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0)) or None
+    sizes = []
+    for f in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        text = f.read_text().strip().upper()
+        mult = {"K": 1024, "M": 1024**2}.get(text[-1:], 1)
+        digits = text.rstrip("KM")
+        if digits.isdigit():
+            sizes.append(int(digits) * mult)
+    return max(sizes) if sizes else None
 
 
 def median_seconds(fn: Callable[[], Any], repeats: int, warmup: int, sync: Callable[[], None]) -> list[float]:
@@ -204,6 +220,10 @@ def _collate_pairs(batch: list[tuple[np.ndarray, int]]) -> tuple[Tensor, Tensor]
     return P.collate_float([b[0] for b in batch]), torch.tensor([b[1] for b in batch])
 
 
+def _each(fn: Callable[[np.ndarray], Any], imgs: list[np.ndarray]) -> list[Any]:
+    return [fn(im) for im in imgs]
+
+
 def _epoch(loader: Any, device: torch.device) -> int:
     """Iterate one epoch, moving images to ``device`` as a training loop would; returns images seen."""
     n = 0
@@ -281,8 +301,8 @@ def _overhead_cases(size: int, imgs: list[np.ndarray], pipe: Pipeline, cfg: dict
     if not hasattr(Pipeline, "to_albumentations"):
         return [{**_row(c, label, size, n, "overhead"), "status": "skipped",
                  "note": "Pipeline.to_albumentations is not in this build (Albumentations backend)"} for c, label in names]
-    fns = {"albu-backend": lambda im: pipe(im), "albu-compose": None, "albu-handwritten": None}
     direct, hand = pipe.to_albumentations(), P.albumentations_compose(pipe.ops)
+    fns: dict[str, Callable[[np.ndarray], Any]] = {"albu-backend": lambda im: pipe(im)}
     fns["albu-compose"] = lambda im: direct(image=im)["image"]
     fns["albu-handwritten"] = lambda im: hand(image=im)["image"]
     rows = []
@@ -293,7 +313,7 @@ def _overhead_cases(size: int, imgs: list[np.ndarray], pipe: Pipeline, cfg: dict
             got = (getattr(y, "shape", None), getattr(y, "dtype", type(y).__name__))
             rows.append({**row, "status": "failed", "note": f"output check: got {got}, expected {imgs[0].shape} uint8"})
             continue
-        rows.append(_timed(row, lambda f=fn: [f(im) for im in imgs], n, cfg["repeats"], cfg["warmup"], lambda: None))
+        rows.append(_timed(row, partial(_each, fn, imgs), n, cfg["repeats"], cfg["warmup"], lambda: None))
     return rows
 
 
@@ -315,6 +335,7 @@ def _loader_cases(size: int, batch: int, device: str, imgs: list[np.ndarray], pi
     ours = augkit.loader(_AlbuImages(imgs, None, n, targets=True), pipe, batch_size=batch, device=device,
                          num_workers=workers, shuffle=True, seed=0)
     rows = []
+    loader: Any
     for (case, label), loader in zip(names, (ours, plain), strict=True):
         row = _row(case, label, size, batch, "loader", note=f"{n} images per timed epoch, images moved to {dev}")
         first = next(iter(loader))[0]
@@ -323,14 +344,14 @@ def _loader_cases(size: int, batch: int, device: str, imgs: list[np.ndarray], pi
         if problem:
             rows.append({**row, "status": "failed", "note": f"output check: {problem}"})
             continue
-        rows.append(_timed(row, lambda ld=loader: _epoch(ld, dev), n, cfg["repeats"], max(cfg["warmup"], 2), sync))
+        rows.append(_timed(row, partial(_epoch, loader, dev), n, cfg["repeats"], max(cfg["warmup"], 2), sync))
     return rows
 
 
 def run_bench(sizes: tuple[int, ...] = (32, 224), batch_size: int = 64, device: str = "auto",
               peers: tuple[str, ...] = PEERS, repeats: int | None = None, warmup: int | None = None,
               quick: bool = False, workers: int | None = None, seed: int = 0,
-              log: Callable[[str], None] | None = None) -> dict[str, Any]:
+              log: Callable[[str], None] | None = None, recipe: bool = True) -> dict[str, Any]:
     """Run every case at every size; return the results (see ``augkit.bench.report`` to print or save them).
 
     Args:
@@ -338,6 +359,7 @@ def run_bench(sizes: tuple[int, ...] = (32, 224), batch_size: int = 64, device: 
         device: auto | cpu | cuda, for the batched cases. peers: subset of ``PEERS``.
         repeats, warmup: timed and untimed calls per case (defaults 10/3, or 5/1 with ``quick``).
         workers: DataLoader workers for the per-image cases (default: usable cores, at most 8).
+        recipe: also run the RandomResizedCrop workload from mixed-size photos (``bench/recipe.py``).
     """
     unknown = [p for p in peers if p not in PEERS]
     if unknown:
@@ -377,6 +399,10 @@ def run_bench(sizes: tuple[int, ...] = (32, 224), batch_size: int = 64, device: 
         if "albumentations" in peers:
             rows += _overhead_cases(size, imgs, default_pipeline(seed), cfg)
             rows += _loader_cases(size, batch_size, device, imgs, default_pipeline(seed), x, ref, workers, cfg, sync)
+        if recipe:  # the second workload: RandomResizedCrop recipe from mixed-size photos (bench/recipe.py)
+            from .recipe import recipe_cases
+
+            rows += recipe_cases(size, batch_size, dev, tuple(peers), workers, cfg, sync)
         for r in rows:
             if r["size"] == size and r["status"] == "ok":
                 say(f"  {r['label']:<52} {r['img_s']:>12,.0f} img/s")
@@ -392,12 +418,12 @@ def run_bench(sizes: tuple[int, ...] = (32, 224), batch_size: int = 64, device: 
 def _add_ratios(result: dict) -> None:
     """ratio = (augkit's images/s) / (this case's) within a size and group; pct_bound = % of the copy bound."""
     by = {(r["size"], r["case"]): r for r in result["rows"] if r["status"] == "ok"}
-    base = {"batched": "augkit", "overhead": "albu-backend", "loader": "loader-augkit", "color": "color-augkit"}
+    base = {"batched": "augkit", "overhead": "albu-backend", "loader": "loader-augkit", "recipe": "recipe-augkit", "color": "color-augkit"}
     bound = {b["size"]: b["img_s"] for b in result["bounds"]}
     for r in result["rows"]:
         ours = by.get((r["size"], base[r["group"]]))
         ok = r["status"] == "ok" and ours is not None
-        r["augkit_ratio"] = ours["img_s"] / r["img_s"] if ok else None
+        r["augkit_ratio"] = ours["img_s"] / r["img_s"] if ok and ours is not None else None
         r["pct_bound"] = 100 * r["img_s"] / bound[r["size"]] if r["status"] == "ok" and r["group"] == "batched" else None
 
 
@@ -413,7 +439,7 @@ def targets(result: dict) -> list[dict]:
               ("cuda", 256, 224, "augkit / Kornia", 10.0), ("cuda", 256, 224, "augkit % of bandwidth bound", 50.0)]
     out = []
     for d, b, s, what, need in wanted:
-        t = {"device": d, "batch_size": b, "size": s, "what": what, "need": need, "value": None, "met": None}
+        t: dict[str, Any] = {"device": d, "batch_size": b, "size": s, "what": what, "need": need, "value": None, "met": None}
         r = find("kornia" if "Kornia" in what else "augkit", s)
         if dev != d or cfg["batch_size"] != b or r is None:
             t["note"] = "not measured in this run"
@@ -421,4 +447,6 @@ def targets(result: dict) -> list[dict]:
             t["value"] = r["augkit_ratio"] if "Kornia" in what else r["pct_bound"]
             t["met"] = t["value"] >= need
         out.append(t)
-    return out
+    from .recipe import recipe_targets
+
+    return out + recipe_targets(result)

@@ -36,7 +36,7 @@ def encode_write(pixels: np.ndarray, dst: str, out: str, tmp_dir: str, fmt: str,
     from PIL import Image
 
     buf = io.BytesIO()
-    options = {"png": {"format": "PNG", "compress_level": 1}, "jpg": {"format": "JPEG", "quality": quality}, "webp": {"format": "WEBP", "quality": quality}}
+    options: dict[str, dict[str, Any]] = {"png": {"format": "PNG", "compress_level": 1}, "jpg": {"format": "JPEG", "quality": quality}, "webp": {"format": "WEBP", "quality": quality}}
     Image.fromarray(pixels).save(buf, **options[fmt])
     data = buf.getvalue()
     target = os.path.join(dst, out)

@@ -18,9 +18,9 @@ from torch.utils.data import Dataset, default_collate
 from ..ops import Normalize
 from ..params import Params
 from ..pipeline import Pipeline
-from ..random import sample_key
+from ..random import item_keys, sample_key
 
-__all__ = ["AugmentedDataset", "collate_uint8", "to_chw_uint8", "to_hwc_uint8", "sample_key", "split_item"]
+__all__ = ["AugmentedDataset", "collate_uint8", "to_chw_uint8", "to_hwc_uint8", "sample_key", "epoch_base", "split_item"]
 
 _PIL_DIRECT = {"L": "L", "RGB": "RGB", "RGBA": "RGBA"}  # kept as they are
 _PIL_TO_RGB = {"1": "L", "P": "RGB", "PA": "RGBA", "LA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "HSV": "RGB", "RGBX": "RGB", "RGBa": "RGBA", "La": "RGBA"}
@@ -116,12 +116,18 @@ def split_item(item: Any, image_key: str = "image", where: str = "item") -> tupl
     )
 
 
-def _stack_uint8(images: Sequence[Any]) -> Tensor:
-    """Images of one size -> (B, C, H, W) uint8 (in shared memory inside DataLoader workers)."""
+def _stack_uint8(images: Sequence[Any], ragged: bool = False) -> Tensor | list[Tensor]:
+    """Images of one size -> (B, C, H, W) uint8 (in shared memory inside DataLoader workers).
+
+    ``ragged``: images of mixed sizes come back as a list of (C, H, W) uint8 tensors instead
+    (for a pipeline whose first run of geometric ops sets the size: ``pipe(list)``).
+    """
     chws = [to_chw_uint8(im, f"image {i} of the batch") for i, im in enumerate(images)]
     sizes: dict[tuple[int, ...], list[int]] = {}
     for i, t in enumerate(chws):
         sizes.setdefault(tuple(t.shape), []).append(i)
+    if len(sizes) > 1 and ragged and len({s[0] for s in sizes}) == 1:
+        return chws
     if len(sizes) > 1:
         listed = ", ".join(f"{'x'.join(map(str, s))} (items {idx[:5]}{'...' if len(idx) > 5 else ''})" for s, idx in sizes.items())
         raise ValueError(
@@ -132,28 +138,29 @@ def _stack_uint8(images: Sequence[Any]) -> Tensor:
     return default_collate(chws)  # one strided copy into the (shared) batch
 
 
-def collate_uint8(batch: Sequence[Any], image_key: str = "image") -> Any:
+def collate_uint8(batch: Sequence[Any], image_key: str = "image", ragged: bool = False) -> Any:
     """A list of items -> one batch whose images are a (B, C, H, W) uint8 tensor, never float.
 
     Items may be bare images (-> the tensor), ``(image, target, ...)`` tuples (-> a tuple of
     the images tensor and the default-collated rest) or dicts (``image_key`` stacked, the other
     keys default-collated). Use it as ``DataLoader(..., collate_fn=ak.collate_uint8)``.
+    ``ragged=True`` lets images of mixed sizes through as a list of (C, H, W) uint8 tensors.
     """
     if len(batch) == 0:
         raise ValueError("collate_uint8 needs at least one item, got an empty batch")
     first = batch[0]
     if is_image(first):
-        return _stack_uint8(batch)
+        return _stack_uint8(batch, ragged)
     parts = [split_item(b, image_key, f"item {i} of the batch") for i, b in enumerate(batch)]
-    images = _stack_uint8([p[0] for p in parts])
+    images = _stack_uint8([p[0] for p in parts], ragged)
     if isinstance(first, Mapping):
         rest = {k: default_collate([b[k] for b in batch]) for k in first if k != image_key}
         return {**rest, image_key: images}
     n = len(first)
     if any(len(b) != n for b in batch):
         raise ValueError(f"items of one batch must have the same length, got lengths {sorted({len(b) for b in batch})}")
-    rest = [default_collate([b[j] for b in batch]) for j in range(1, n)]
-    return (images, *rest)
+    others = [default_collate([b[j] for b in batch]) for j in range(1, n)]
+    return (images, *others)
 
 
 # uint8 -> float ----------------------------------------------------------------------
@@ -188,9 +195,9 @@ class AugmentedDataset(Dataset):
 
     The image goes through the pipeline's Albumentations backend (numpy, one image at a time),
     which is what DataLoader workers are good at. Item ``i`` at epoch ``e`` on rank ``r`` uses
-    the params of ``pipe.sample_keyed([sample_key(pipe.seed, seed, i, e, r)])``: the same output
-    whatever the worker count, batch size or order, and different per epoch once ``set_epoch``
-    is called.
+    the params of ``pipe.sample_keyed([self.key(i, e)])`` (``epoch_base``; the batched path keys
+    items the same way): the same output whatever the worker count, batch size or order, and
+    different per epoch once ``set_epoch`` is called (persistent workers included).
 
     Args:
         dataset: map-style dataset of images, ``(image, target, ...)`` tuples or dicts.
@@ -227,19 +234,26 @@ class AugmentedDataset(Dataset):
         self.rank = current_rank() if rank is None else int(rank)
         self.seed = int(seed)
         self.output = output
-        self.epoch = 0
+        # in shared memory: DataLoader workers (persistent ones too) read the epoch set_epoch wrote
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         self._per_image, self.normalize = split_normalize(pipe)
 
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch[0])
+
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch's augmentations (call before creating the epoch's iterator)."""
-        self.epoch = int(epoch)
+        """Select the epoch's augmentations; workers already running (persistent) see it too."""
+        self._epoch[0] = int(epoch)
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def key(self, index: int, epoch: int | None = None) -> int:
+        """The key of item ``index`` at ``epoch``: ``item_keys(epoch_base(...), [index])``, as the batched path's."""
         epoch = self.epoch if epoch is None else epoch
-        return sample_key(self.pipe.seed, self.seed, index, epoch, self.rank)
+        base = epoch_base(self.pipe.seed, self.seed, epoch, self.rank)
+        return int(item_keys(base, torch.tensor([index]))[0])
 
     def keyed_params(self, index: int, epoch: int | None = None) -> Params:
         """The params of item ``index`` at ``epoch``: ``pipe.sample_keyed([self.key(index, epoch)])``."""
@@ -248,6 +262,10 @@ class AugmentedDataset(Dataset):
     def __getitem__(self, index: int | tuple[int, int]) -> Any:
         """``ds[i]`` at the current epoch, or ``ds[i, epoch]`` (what ``ak.loader``'s sampler asks for)."""
         index, epoch = index if isinstance(index, tuple) else (index, None)
+        n = len(self.dataset)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} is out of range for a dataset of {n} items")
+        index = index % n  # ds[-1] is ds[n - 1], with the same augmentation
         item = self.dataset[index]
         image, put = split_item(item, self.image_key, f"dataset[{index}]")
         hwc = to_hwc_uint8(image, f"the image of dataset[{index}]")
@@ -257,3 +275,12 @@ class AugmentedDataset(Dataset):
         out = torch.from_numpy(np.ascontiguousarray(self._per_image(hwc, params=params)))  # uint8 (H, W[, C])
         chw = out[None] if out.dim() == 2 else out.permute(2, 0, 1)
         return put(chw if self.output == "uint8" else to_float(chw, self.normalize))
+
+
+def epoch_base(pipe_seed: int, seed: int, epoch: int, rank: int) -> int:
+    """The key base of one epoch of a loader: items are keyed by ``item_keys(base, index)``.
+
+    The reproducibility contract: item i at epoch e gets the params of
+    ``pipe.sample_keyed(item_keys(epoch_base(pipe.seed, seed, e, rank), [i]))`` on every path.
+    """
+    return sample_key(pipe_seed, seed, epoch, rank)

@@ -224,7 +224,8 @@ def expand(
 
     try:  # every temporary file of this shard lives in tmp_dir: gone when the run ends
         # resume: outputs the manifests list whose file still has the recorded sha256
-        known = {}
+        known: dict[str, dict[str, Any]] = {}
+        e: dict[str, Any] | None
         for p in sorted(dst.glob("manifest*.jsonl")):
             for e in read_manifest(p):
                 if "sha256" in e:
@@ -284,7 +285,7 @@ class _Job:
 
         if self.workers:  # workers only decode and encode (PIL, numpy): forking is safe on Linux
             method = "fork" if sys.platform.startswith("linux") else "spawn"
-            self.pool = multiprocessing.get_context(method).Pool(self.workers)
+            self.pool: Any = multiprocessing.get_context(method).Pool(self.workers)
         else:
             self.pool = Inline()
         self.bar = tqdm(total=total, unit="img", desc="augkit expand", disable=not progress, smoothing=0.1)

@@ -8,17 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, RandomSampler, Sampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset, RandomSampler, Sampler, SequentialSampler
 
 from ..buffers import OutputPool
 from ..device import resolve_device
 from ..ops import Normalize
 from ..pipeline import Pipeline
-from .datasets import AugmentedDataset, collate_uint8, current_rank, sample_key, split_item, to_chw_uint8, to_float
+from ..random import item_keys
+from .datasets import (
+    AugmentedDataset,
+    collate_uint8,
+    current_rank,
+    epoch_base,
+    sample_key,
+    split_item,
+    to_chw_uint8,
+    to_float,
+)
 
 __all__ = ["DeviceLoader", "Loader", "loader", "resolve_device", "choose_backend", "CPU_TENSOR_MAX_PIXELS"]
 
@@ -27,13 +37,42 @@ __all__ = ["DeviceLoader", "Loader", "loader", "resolve_device", "choose_backend
 # 96x96 and 128x128 on a 2-core machine).
 CPU_TENSOR_MAX_PIXELS = 96 * 96
 
-_SHUFFLE_STREAM = -1  # sample_key tags: keep shuffle order and batched-path keys apart from per-index keys
+_SHUFFLE_STREAM = -1  # sample_key tags: keep shuffle order and unindexed batches apart from per-index keys
 _DEVICE_STREAM = -2
 _MIX_STREAM = -3
 
 
-def _batch_images(batch: Any, image_key: str) -> tuple[Tensor, Callable[[Any], Any]]:
+class IndexedBatch(NamedTuple):
+    """A collated batch with the dataset indices of its items: the DeviceLoader keys params by them."""
+
+    batch: Any
+    index: Tensor  # type: ignore[assignment]  # (B,) int64; the name shadows tuple.index on purpose
+
+
+class _Indexed(Dataset):
+    """A map-style dataset whose items come with their index: ``ds[i] -> (item, i)``."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        return self.dataset[index], int(index)
+
+
+def collate_indexed(batch: list[tuple[Any, int]], image_key: str = "image", ragged: bool = False) -> IndexedBatch:
+    """Collate ``(item, index)`` pairs into an ``IndexedBatch`` (images as ``collate_uint8``)."""
+    images = collate_uint8([b[0] for b in batch], image_key, ragged)
+    return IndexedBatch(images, torch.tensor([b[1] for b in batch], dtype=torch.int64))
+
+
+def _batch_images(batch: Any, image_key: str) -> tuple[Any, Callable[[Any], Any]]:
+    """(images, put): a (B, C, H, W) uint8 tensor, or a list of (C, H, W) ones of mixed sizes."""
     images, put = split_item(batch, image_key, "a batch from the wrapped loader")
+    if isinstance(images, list) and images and all(isinstance(t, Tensor) and t.dim() == 3 for t in images):
+        return images, put  # mixed sizes (collate_uint8(ragged=True)): the pipeline sets the size
     if not isinstance(images, Tensor) or images.dim() != 4:
         got = f"shape {tuple(images.shape)}" if isinstance(images, Tensor) else type(images).__name__
         raise TypeError(
@@ -62,8 +101,14 @@ class DeviceLoader:
 
     Yields batches shaped like the input's, the images replaced by float32 (B, C, H, W) on
     ``device``; targets untouched. On CUDA, batch k+1 is copied on a side stream while batch
-    k is augmented; the host never converts to float. Each ``iter()`` uses the current epoch
-    and then advances it; ``set_epoch(e)`` picks one (forwarded to the loader's sampler).
+    k is augmented; the host never converts to float. An epoch advances when it was iterated
+    to the end (a peek with ``next(iter(dl))`` does not); ``set_epoch(e)`` picks one
+    (forwarded to the loader's sampler).
+
+    Params: batches that are ``IndexedBatch`` (what ``ak.loader`` builds) key each item by its
+    dataset index, ``item_keys(epoch_base(pipe.seed, seed, epoch, rank), index)``, the same
+    params as the per-image path whatever the batch size or worker count. Other batches draw
+    from one generator per epoch, so their params depend on the batch order and size.
     """
 
     def __init__(
@@ -93,7 +138,7 @@ class DeviceLoader:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
         sampler = getattr(self.loader, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
+        if sampler is not None and hasattr(sampler, "set_epoch"):
             sampler.set_epoch(self.epoch)
 
     def generator(self, epoch: int) -> torch.Generator:
@@ -104,45 +149,56 @@ class DeviceLoader:
     def __iter__(self) -> Iterator[Any]:
         epoch = self.epoch
         self.set_epoch(epoch)  # the sampler shuffles for the same epoch
-        self.epoch = epoch + 1
         gen = self.generator(epoch)
-        if self.device.type == "cuda":
-            return self._iter_cuda(gen)
-        return self._iter_plain(gen)
+        base = epoch_base(self.pipe.seed, self.seed, epoch, self.rank)
+        yield from (self._iter_cuda if self.device.type == "cuda" else self._iter_plain)(gen, base)
+        self.epoch = epoch + 1  # only an epoch iterated to the end counts
 
-    def _augment(self, images: Tensor, gen: torch.Generator) -> Tensor:
-        params = self.pipe.sample(images.shape[0], self.device, generator=gen)
+    def _augment(self, images: Tensor | list[Tensor], index: Tensor | None, gen: torch.Generator, base: int) -> Tensor:
+        n = len(images)  # a list: images of mixed sizes
+        if index is None:
+            params = self.pipe.sample(n, self.device, generator=gen)
+        else:
+            params = self.pipe.sample(n, self.device, keys=item_keys(base, index.to(self.device)))
         return self.pipe(images, params=params)
 
-    def _iter_plain(self, gen: torch.Generator) -> Iterator[Any]:
+    def _iter_plain(self, gen: torch.Generator, base: int) -> Iterator[Any]:
         for batch in self.loader:
+            batch, index = _unindex(batch)
             images, put = _batch_images(batch, self.image_key)
-            yield put(self._augment(images.to(self.device), gen))
+            moved = [t.to(self.device) for t in images] if isinstance(images, list) else images.to(self.device)
+            yield put(self._augment(moved, index, gen, base))
 
-    def _iter_cuda(self, gen: torch.Generator) -> Iterator[Any]:
+    def _iter_cuda(self, gen: torch.Generator, base: int) -> Iterator[Any]:
         copy_stream = torch.cuda.Stream(self.device)
         batches = iter(self.loader)
 
-        def start_next() -> tuple[Tensor, Callable[[Any], Any]] | None:
+        def start_next() -> tuple[Any, Tensor | None, Callable[[Any], Any]] | None:
             batch = next(batches, None)
             if batch is None:
                 return None
+            batch, index = _unindex(batch)
             images, put = _batch_images(batch, self.image_key)
-            if images.device.type == "cpu" and not images.is_pinned():
-                images = images.pin_memory()
+            parts = images if isinstance(images, list) else [images]  # a list: mixed sizes
+            parts = [t.pin_memory() if t.device.type == "cpu" and not t.is_pinned() else t for t in parts]
             with torch.cuda.stream(copy_stream):
-                on_device = images.to(self.device, non_blocking=True)  # uint8 over the bus
-            return on_device, put
+                on_device = [t.to(self.device, non_blocking=True) for t in parts]  # uint8 over the bus
+            return (on_device if isinstance(images, list) else on_device[0]), index, put
 
         nxt = start_next()
         while nxt is not None:
-            images, put = nxt
+            images, index, put = nxt
             compute = torch.cuda.current_stream(self.device)
             compute.wait_stream(copy_stream)
-            images.record_stream(compute)  # its memory belongs to the compute stream now
-            out = self._augment(images, gen)  # queued on the GPU
+            for t in images if isinstance(images, list) else [images]:
+                t.record_stream(compute)  # its memory belongs to the compute stream now
+            out = self._augment(images, index, gen, base)  # queued on the GPU
             nxt = start_next()  # host fetch + copy of the next batch overlap that work
             yield put(out)
+
+
+def _unindex(batch: Any) -> tuple[Any, Tensor | None]:
+    return (batch.batch, batch.index) if isinstance(batch, IndexedBatch) else (batch, None)
 
 
 class HostFinisher:
@@ -232,15 +288,15 @@ class Loader:
 
     def __iter__(self) -> Iterator[Any]:
         epoch = self.epoch
-        self.epoch = epoch + 1
         if self._shuffle_gen is not None:
             self._shuffle_gen.manual_seed(sample_key(_SHUFFLE_STREAM, self.seed, epoch))
         self.inner.set_epoch(epoch)
         sampler = self.data_loader.sampler
         if isinstance(self.inner, AugmentedDataset) and hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
-        it = iter(self.inner) if isinstance(self.inner, DeviceLoader) else iter(self._finisher)
-        return it if self.mix is None else self._mixed(it, epoch)
+        it = self.inner if isinstance(self.inner, DeviceLoader) else self._finisher
+        yield from (it if self.mix is None else self._mixed(iter(it), epoch))
+        self.epoch = epoch + 1  # only an epoch iterated to the end counts; a peek does not
 
     def _mixed(self, it: Iterator[Any], epoch: int) -> Iterator[Any]:
         """Batches through ``self.mix`` (after augmentation): (images, labels, ...) -> (mixed, soft labels, ...)."""
@@ -292,9 +348,18 @@ def loader(
             (B, num_classes) soft labels on the device; seeded by (seed, mix.seed, epoch).
 
     Images come out float32 (B, C, H, W) on the device; targets are collated, not moved.
+    Item i at epoch e gets the same params on every path (tensor or Albumentations, CPU or
+    CUDA, any batch size or worker count): docs/reliability.md, "Reproducibility".
     """
     if not isinstance(pipe, Pipeline):
         raise TypeError(f"pipe must be an ak.Pipeline, got {type(pipe).__name__}")
+    if isinstance(dataset, IterableDataset) or not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+        raise TypeError(
+            f"ak.loader needs a map-style dataset (len() and [i]; it keys each item's augmentation by its index), "
+            f"got {type(dataset).__name__}; for an IterableDataset, batch it yourself and augment the batches: "
+            "ak.DeviceLoader(DataLoader(dataset, batch_size=B, collate_fn=ak.collate_uint8), pipe, device=...) "
+            "(docs/ecosystem.md)"
+        )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
     if backend not in ("auto", "tensor", "albumentations"):
@@ -308,15 +373,16 @@ def loader(
     shuffle_gen = torch.Generator() if (shuffle and sampler is None) else None
     if sampler is None:  # our own generator, reseeded per epoch: the order depends on (seed, epoch) only
         sampler = RandomSampler(dataset, generator=shuffle_gen) if shuffle else SequentialSampler(dataset)
-    common = dict(
+    common: dict[str, Any] = dict(
         batch_size=batch_size,
         num_workers=num_workers,
         drop_last=drop_last,
         persistent_workers=num_workers > 0,
-        collate_fn=partial(collate_uint8, image_key=image_key),
+        collate_fn=partial(collate_uint8, image_key=image_key, ragged=pipe.sets_size_first()),
     )
-    if backend == "tensor":
-        dl = DataLoader(dataset, sampler=sampler, pin_memory=dev.type == "cuda", **common)
+    if backend == "tensor":  # items carry their index: params keyed per item, as on the per-image path
+        common["collate_fn"] = partial(collate_indexed, image_key=image_key, ragged=pipe.sets_size_first())
+        dl = DataLoader(_Indexed(dataset), sampler=sampler, pin_memory=dev.type == "cuda", **common)
         inner: DeviceLoader | AugmentedDataset = DeviceLoader(dl, pipe, dev, image_key=image_key, seed=seed, rank=rank)
     else:  # workers augment per image and stack uint8; the main process converts to float once
         inner = AugmentedDataset(dataset, pipe, image_key=image_key, rank=rank, seed=seed, output="uint8")

@@ -40,8 +40,8 @@ def _check_ops(name: str, ops: Any) -> tuple[Op, ...]:
 
 
 def _kind(ops: Sequence[Op]) -> str:
-    kinds = {op.kind for op in ops}
-    return kinds.pop() if len(kinds) == 1 else "mixed"
+    """"container": neither a geometric op of a run nor a photometric one (backends run its leaves)."""
+    return "container"
 
 
 @dataclass(frozen=True)

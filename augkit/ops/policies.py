@@ -156,7 +156,7 @@ class RandAugment(_Policy):
         _check_int("RandAugment.num_ops", self.num_ops, 0, 16)
         _check_int("RandAugment.num_magnitude_bins", self.num_magnitude_bins, 1, 1024)
         _check_int("RandAugment.magnitude", self.magnitude, 0, self.num_magnitude_bins - 1)
-        object.__setattr__(self, "kind", "mixed")
+        object.__setattr__(self, "kind", "container")
 
     def _slots(self) -> int:
         return self.num_ops
@@ -191,7 +191,7 @@ class TrivialAugment(_Policy):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_int("TrivialAugment.num_magnitude_bins", self.num_magnitude_bins, 1, 1024)
-        object.__setattr__(self, "kind", "mixed")
+        object.__setattr__(self, "kind", "container")
 
     def table(self) -> dict[str, list[float]]:
         b = self.num_magnitude_bins

@@ -4,16 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from .trainer import History
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from .curve import LearningCurve
 
-__all__ = ["plot_history", "plot_learning_curve", "plot_bars"]
+__all__ = ["plot_history", "plot_learning_curve", "plot_bars", "new_figure"]
+
+
+def new_figure(**kwargs: Any) -> Figure:
+    """A matplotlib ``Figure`` on its own Agg canvas: no pyplot, no global backend change.
+
+    matplotlib is an optional dependency (``pip install 'augkit[study]'``); imported here, on first use.
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError("plotting needs matplotlib: pip install 'augkit[study]' (or 'augkit[bench]')") from None
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
@@ -27,7 +42,7 @@ def plot_history(history: History, path: str | Path, title: str | None = None) -
     """Train vs validation loss and accuracy per epoch; the kept (best) and stop epochs marked."""
     if not isinstance(history, History) or not history.train_loss:
         raise ValueError("plot_history needs a History with at least one epoch")
-    fig = Figure(figsize=(10, 3.8))
+    fig = new_figure(figsize=(10, 3.8))
     axes = fig.subplots(1, 2)
     ep = history.epochs
     for ax, key in zip(axes, ("loss", "acc"), strict=True):
@@ -50,7 +65,7 @@ def plot_history(history: History, path: str | Path, title: str | None = None) -
 
 def plot_learning_curve(curve: LearningCurve, path: str | Path, title: str = "Error vs training-set size") -> Path:
     """Train / validation / test error (mean ± std over seeds) against the number of training images."""
-    fig = Figure(figsize=(5.5, 4))
+    fig = new_figure(figsize=(5.5, 4))
     ax = fig.subplots()
     for split in ("train", "val", "test"):
         if split == "test" and curve.runs[0][0].test_acc is None:
@@ -71,7 +86,7 @@ def plot_bars(
     ylabel: str = "test accuracy (%)", reference: float | None = None,
 ) -> Path:
     """A bar per arm with ±std error bars; ``reference`` draws a horizontal line (the baseline)."""
-    fig = Figure(figsize=(max(6.0, 0.6 * len(names)), 4))
+    fig = new_figure(figsize=(max(6.0, 0.6 * len(names)), 4))
     ax = fig.subplots()
     ax.bar(range(len(names)), means, yerr=stds, capsize=3, color="tab:blue", alpha=0.8)
     if reference is not None:

@@ -115,6 +115,7 @@ class EarlyStopping:
             self.best_value, self.best_epoch = value, self.epoch
             if model is not None:
                 self._best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        assert self.best_epoch is not None  # set above on the first update
         return self.epoch - self.best_epoch >= self.patience
 
     def restore(self, model: nn.Module) -> None:

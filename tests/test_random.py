@@ -1,0 +1,56 @@
+"""augkit.random: the counter-based keyed draws, checked against a plain-Python murmur3 reference."""
+
+import torch
+from scipy import stats
+
+from augkit.random import Draw, fmix32, fmix32_
+
+
+def murmur_fmix32(h: int) -> int:
+    """murmur3's fmix32, written from the reference C code (independent of augkit's two versions)."""
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) % 2**32
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) % 2**32
+    return h ^ (h >> 16)
+
+
+def test_fmix32_matches_murmur3_on_ints_and_tensors():
+    vals = [0, 1, 2**31, 2**32 - 1, 0xDEADBEEF, 12345678]
+    assert [fmix32(v) for v in vals] == [murmur_fmix32(v) for v in vals]
+    t = torch.tensor([v - 2**32 if v >= 2**31 else v for v in vals], dtype=torch.int32)
+    assert [v % 2**32 for v in fmix32_(t).tolist()] == [murmur_fmix32(v) for v in vals]
+
+
+def test_few_samples_hashed_in_python_equal_the_batched_tensor_path():
+    keys = torch.randint(0, 2**62, (64,), generator=torch.Generator().manual_seed(0))
+    for path in [(), (3,), (3, 1)]:
+        big = Draw(keys, 7, path)
+        ref = [big.rand(2), big.words(3), big.integers(1, 4), big.bits31()]
+        for i in range(0, 64, 4):  # 4 samples take the Python path
+            small = Draw(keys[i : i + 4], 7, path)
+            got = [small.rand(2), small.words(3), small.integers(1, 4), small.bits31()]
+            assert all(torch.equal(r[..., i : i + 4], g) for r, g in zip(ref, got))
+
+
+def test_children_prefetch_equals_child_streams():
+    keys = torch.arange(100)
+    for n in (3, 100):  # the Python path and the tensor path
+        kids = Draw(keys[:n], 2).children(4, words=3)
+        for i, kid in enumerate(kids):
+            ref = Draw(keys[:n], 2).child(i)
+            # 2 + 1 words come from the block, the rest past it are hashed on demand
+            assert torch.equal(kid.rand(2), ref.rand(2)) and torch.equal(kid.words(1), ref.words(1))
+            assert torch.equal(kid.rand(2), ref.rand(2)) and torch.equal(kid.bits31(), ref.bits31())
+
+
+def test_uniforms_are_uniform_and_independent_across_streams_and_keys():
+    d = Draw(torch.arange(20_000))
+    u = d.rand(2)
+    v = Draw(torch.arange(20_000)).child(1).rand(1)[0]
+    for sample in (u[0], u[1], v):
+        assert stats.kstest(sample.double().numpy(), "uniform").pvalue > 1e-3
+    for a, b in ((u[0], u[1]), (u[0], v), (u[0, :-1], u[0, 1:])):  # counters, streams, neighbouring keys
+        assert abs(stats.pearsonr(a.numpy(), b.numpy())[0]) < 0.03
+    ints = Draw(torch.arange(30_000)).integers(1, 4)
+    assert stats.chisquare(torch.bincount(ints)[1:].numpy()).pvalue > 1e-3
