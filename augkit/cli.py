@@ -138,17 +138,15 @@ def _expand(args: argparse.Namespace) -> int:
             include_original=args.include_original, shard=args.shard, workers=args.workers,
             batch_size=args.batch_size, device=args.device, format=args.format, quality=args.quality,
             on_error=args.on_error, overwrite=args.overwrite, progress=not args.quiet,
+            max_pixels=args.max_pixels, prune=args.prune,
         )  # fmt: skip
     except (ValueError, TypeError, OSError, RuntimeError, ExpandError) as e:
         print(f"augkit expand: error: {e}", file=sys.stderr)
         return EXIT_FAILED
-    print(
-        f"augkit expand: shard {r.shard[0]}/{r.shard[1]}: {r.sources} images, wrote {r.written} outputs, "
-        f"{r.skipped} already done, {len(r.errors)} unreadable, in {r.seconds:.1f} s "
-        f"({r.images_per_s:,.1f} images/s on {r.device})"
-    )
-    for source, message in r.errors:
-        print(f"  skipped {source}: {message}")
+    first, *rest = r.lines()
+    print(f"augkit expand: {first}")
+    for line in rest:
+        print(line)
     manifest = "manifest.jsonl" if r.merged else f"manifest.part-{r.shard[0]}-of-{r.shard[1]}.jsonl (merged when every shard is done)"
     print(f"  manifest: {r.dst}/{manifest}")
     if args.verbose:
@@ -249,8 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="decode/encode processes (0: none; default: min(8, CPUs))")
     p.add_argument("--batch-size", type=int, default=32, help="images augmented per batch")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
-    p.add_argument("--format", default="png", choices=["png", "jpg", "webp"], help="output image format")
-    p.add_argument("--quality", type=int, default=95, help="jpg/webp quality, 1..100")
+    p.add_argument("--format", default="keep", choices=["keep", "png", "jpg", "webp"], help="keep: each source's own format (other than png/jpg/webp -> png)")
+    p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality, 1..100 (default 95)")
+    p.add_argument("--max-pixels", type=int, default=50_000_000, help="larger images are unreadable (--on-error applies)")
+    p.add_argument("--prune", action="store_true", help="remove outputs of sources no longer in SRC")
     p.add_argument("--on-error", default="fail", choices=["fail", "skip"], help="what to do with unreadable images")
     p.add_argument("--overwrite", action="store_true", help="replace a DST made with other settings")
     p.set_defaults(func=_expand)

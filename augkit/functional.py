@@ -15,6 +15,8 @@ import math
 import torch
 from torch import Tensor
 
+from .buffers import byte_cache
+
 __all__ = [
     "flip_factor",
     "zoom_factor",
@@ -121,6 +123,7 @@ def _grey_weights(device: torch.device) -> Tensor:
 # + seed_b) with murmur3's 32-bit finalizer: the inner hash (cached per size) makes two seeds
 # give unrelated fields rather than shifted copies of one. Box-Muller turns the two 16-bit
 # halves of each hash into two normals.
+COUNTER_CACHE_BYTES = 64 << 20  # per device and process: the key-free hash of each recent image size
 _GOLDEN = 0x9E3779B9 - 2**32  # constants as int32 bit patterns
 _M1 = 0x85EBCA6B - 2**32
 _M2 = 0xC2B2AE35 - 2**32
@@ -137,7 +140,7 @@ def _fmix32_(h: Tensor, tmp: Tensor) -> Tensor:
     return h
 
 
-@functools.lru_cache(maxsize=16)
+@byte_cache(COUNTER_CACHE_BYTES)
 def _hashed_counter(half: int, device: torch.device) -> Tensor:
     """fmix32((e + 1) * golden) for e < half, int32: the key-free half of the noise hash."""
     h = torch.arange(1, half + 1, dtype=torch.int32, device=device).mul_(_GOLDEN)

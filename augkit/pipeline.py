@@ -12,6 +12,7 @@ from torch import Tensor
 from torch.utils.data import get_worker_info
 
 from .backends.tensor import TensorBackend, output_size
+from .imageconv import pil_to_array
 from .ops import (
     FLOAT_TOLERANCE,
     Contrast,
@@ -49,6 +50,9 @@ class Pipeline:
     """
 
     def __init__(self, ops: Sequence[Op], seed: int | None = None) -> None:
+        if isinstance(ops, Op) or not isinstance(ops, (list, tuple)):
+            hint = f"; wrap one op in a list: Pipeline([{type(ops).__name__}(...)])" if isinstance(ops, Op) else ""
+            raise TypeError(f"ops must be a list of augkit ops (e.g. [ak.Zoom()]), got {_short(ops)}{hint}")
         ops = list(ops)
         for i, op in enumerate(ops):
             if not isinstance(op, Op):
@@ -58,7 +62,9 @@ class Pipeline:
         if seed is None:
             seed = int(torch.randint(0, 2**31, ()).item())
         if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int or None, got {seed!r}")
+            raise TypeError(f"seed must be an int or None, got {_short(seed)}")
+        if not 0 <= seed < KEY_HIGH:  # every generator and key function takes it whole
+            raise ValueError(f"seed must be in [0, 2**63), got {seed}")
         self.ops = ops
         self.seed = seed
         self._generators: dict[tuple[torch.device, int | None], torch.Generator] = {}
@@ -230,6 +236,8 @@ class Pipeline:
             from .backends.albu import AlbuBackend
 
             self._albu = AlbuBackend(self.ops, self.seed)
+        if not isinstance(x, np.ndarray):  # PIL: its colours, as the data module reads them
+            x = pil_to_array(x, f"PIL image (mode {x.mode!r})", alpha=True)
         img = self._albu.check_image(x)
         if params is None:  # the same draw as a batch of one on the tensor path
             params = self.sample(1)
@@ -266,9 +274,17 @@ class Pipeline:
             raise ValueError(f"x must be (B,C,H,W) or (C,H,W), got shape {tuple(x.shape)}")
         if xb.dtype != torch.uint8 and not xb.dtype.is_floating_point:
             raise TypeError(f"x must be uint8 or float in [0, 1], got dtype {x.dtype}")
+        if x.requires_grad:
+            raise ValueError("x requires grad, but augmentation is not differentiable; pass x.detach()")
         c, h, w = xb.shape[1:]
         if h == 0 or w == 0 or c == 0:
             raise ValueError(f"x must have C, H and W > 0, got shape {tuple(x.shape)}")
+        if w in (1, 3, 4) and c > 4:  # as the data module: (H, W, C) images read as (C, H, W) would be garbage
+            perm = "x.permute(2, 0, 1)" if x.dim() == 3 else "x.permute(0, 3, 1, 2)"
+            raise ValueError(
+                f"x of shape {tuple(x.shape)} looks channels-last ({'H, W, C' if x.dim() == 3 else 'B, H, W, C'}); "
+                f"tensors must be channels-first: pass {perm}"
+            )
         check_channels(self.ops, c, f"x of shape {tuple(x.shape)}")
         output_size(self._tensor.ops, self._tensor.steps, (h, w))  # raises for Rot90 on non-square without a sizing op
         if xb.dtype.is_floating_point and xb.numel():
@@ -288,15 +304,30 @@ class Pipeline:
         return params.to(device)
 
     # serialization --------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle (and ``deepcopy``) the ops, seed and generators, never scratch or output buffers."""
+        state = self.__dict__.copy()
+        state["_tensor"] = None  # rebuilt from the ops: its buffers are caches, not state
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._tensor = TensorBackend(self.ops)
+
     def to_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "ops": [op.to_dict() for op in self.ops]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Pipeline:
+        """Build from ``{"ops": [...], "seed": ...}`` as ``to_dict`` writes it (other keys are refused),
+        or from an Albumentations-serialized Compose (``A.to_dict`` / ``A.save``)."""
         if isinstance(d, dict) and "transform" in d and "ops" not in d:  # what A.to_dict / A.save write
             return cls.from_albumentations(d)
         if not isinstance(d, dict) or not isinstance(d.get("ops"), list):
-            raise ValueError(f"a pipeline dict needs an 'ops' list, got {d!r}")
+            raise ValueError(f"a pipeline dict needs an 'ops' list, got {_short(d)}")
+        unknown = sorted(map(str, set(d) - {"ops", "seed"}))
+        if unknown:
+            raise ValueError(f"unknown top-level key(s) {_short(unknown)} in a pipeline dict; expected 'ops' and 'seed'")
         return cls([op_from_dict(o) for o in d["ops"]], seed=d.get("seed"))
 
     def to_yaml(self, path: str | Path | None = None) -> str:
@@ -310,16 +341,33 @@ class Pipeline:
 
     @classmethod
     def from_yaml(cls, source: str | Path) -> Pipeline:
-        """Build from a YAML file path or from YAML text."""
+        """Build from a YAML (or JSON) file path or from YAML text.
+
+        A ``Path``, or a one-line string that names an existing file, is read as a file; any other
+        string is YAML text. A one-line string that is neither a file nor a mapping is reported as
+        a missing file. Aliases may not expand the document past ``MAX_YAML_NODES`` nodes.
+        """
         import yaml
 
-        is_file = isinstance(source, Path) or ("\n" not in source and Path(source).is_file())
+        if not isinstance(source, (str, Path)):
+            raise TypeError(f"source must be a file path or YAML text, got {type(source).__name__}")
+        is_file = isinstance(source, Path) or ("\n" not in source and _is_file(source))
         where = f"pipeline file {str(source)!r}" if is_file else "pipeline YAML"
+        if isinstance(source, Path) and not source.is_file():
+            raise FileNotFoundError(f"pipeline file {str(source)!r} does not exist")
         try:
-            d = yaml.safe_load(Path(source).read_text() if is_file else source)
-            return cls.from_dict(d)
+            text = Path(source).read_text() if is_file else str(source)
+            d = _safe_load_bounded(text)
         except yaml.YAMLError as e:
-            raise ValueError(f"{where} does not parse: {e}") from None
+            raise ValueError(f"{where} does not parse: {_short(str(e), 400)}") from None
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{where} is not UTF-8 text: {e}") from None
+        except RecursionError:
+            raise ValueError(f"{where} is nested too deeply") from None
+        if not is_file and isinstance(source, str) and "\n" not in source and not isinstance(d, dict):
+            raise FileNotFoundError(f"pipeline file {source!r} does not exist (nor is it YAML text of a pipeline mapping)")
+        try:
+            return cls.from_dict(d)
         except (ValueError, TypeError) as e:
             raise ValueError(f"{where}: {e}") from None
 
@@ -330,6 +378,51 @@ def _leaf_params(ops: list[Op], params: Params) -> Params:
         return params
     values = leaf_params(ops, params.values)
     return Params(tuple(type(op).__name__ for op in leaves(ops)), tuple(values))
+
+
+MAX_YAML_NODES = 10_000  # a pipeline is a few dozen nodes; aliases may not blow it up
+
+
+def _safe_load_bounded(text: str) -> Any:
+    """``yaml.safe_load`` that first refuses documents whose aliases expand past ``MAX_YAML_NODES``."""
+    import yaml
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is None:
+        return None
+    sizes: dict[int, int] = {}
+
+    def size(node: Any) -> int:  # nodes after alias expansion, each shared node counted once per use
+        key = id(node)
+        if key not in sizes:
+            sizes[key] = 1  # a cycle counts once (safe_load builds it as a self-reference)
+            kids = node.value if isinstance(node, yaml.SequenceNode) else [n for kv in node.value for n in kv] if isinstance(node, yaml.MappingNode) else []
+            sizes[key] = min(MAX_YAML_NODES + 1, 1 + sum(size(k) for k in kids))
+        return sizes[key]
+
+    n = size(root)
+    if n > MAX_YAML_NODES:
+        raise ValueError(f"pipeline YAML expands to more than {MAX_YAML_NODES} nodes through aliases; refusing it")
+    return yaml.safe_load(text)
+
+
+def _is_file(source: str) -> bool:
+    try:
+        return Path(source).is_file()
+    except (OSError, ValueError):  # too long for a file name, or a NUL byte: text, not a path
+        return False
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    """``repr`` for messages, cut to about ``limit`` characters (user input may be huge)."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = limit
+    r.maxlist = r.maxtuple = r.maxdict = r.maxset = 8
+    r.maxlevel = 3
+    text = value if isinstance(value, str) and limit > 200 else r.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_pil(x: Any) -> bool:

@@ -23,7 +23,7 @@ from augkit.params import Params
 
 
 def _chw(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255
+    return torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 255  # a writable copy
 
 
 def _params(op, **values) -> Params:

@@ -25,6 +25,7 @@ from albumentations.core.type_definitions import Targets
 from torch.utils.data import get_worker_info
 
 from .. import functional as F
+from ..buffers import ByteLRU
 from ..ops import (
     FLOAT_TOLERANCE,
     Contrast,
@@ -198,7 +199,7 @@ class AugkitContrast(_Seeded, A.ImageOnlyTransform):
         m = means[0] if c == 1 else float(np.dot(means, F.GREY_WEIGHTS))
         if img.dtype == np.uint8:
             lut = np.clip(np.rint(np.arange(256) * factor + m * (1 - factor)), 0, 255).astype(np.uint8)
-            return cv2.LUT(img, lut)
+            return cv2.LUT(img, lut).reshape(img.shape)  # OpenCV drops a trailing 1-channel axis
         out = img * np.float32(factor)
         out += np.float32(m * (1 - factor))
         return np.clip(out, 0.0, 1.0, out=out)
@@ -235,7 +236,8 @@ class AugkitGaussianNoise(_Seeded, A.ImageOnlyTransform):
 # numpy port of ``augkit.functional.normal_field`` for one sample (same hash, same layout;
 # equal up to float rounding, checked in tests): 2x faster than torch's sin/cos/log on one CPU thread.
 _GOLDEN, _M1, _M2 = np.uint32(0x9E3779B9), np.uint32(0x85EBCA6B), np.uint32(0xC2B2AE35)
-_COUNTERS: dict[int, np.ndarray] = {}
+COUNTER_CACHE_BYTES = 64 << 20  # per process: the key-free hash of each recent image size
+_COUNTERS: ByteLRU[int] = ByteLRU(COUNTER_CACHE_BYTES)
 
 
 def _fmix32_np(h: np.ndarray, tmp: np.ndarray) -> np.ndarray:
@@ -247,13 +249,15 @@ def _fmix32_np(h: np.ndarray, tmp: np.ndarray) -> np.ndarray:
     return h
 
 
+def _golden_counter(half: int) -> tuple[np.ndarray, np.ndarray]:
+    c = np.arange(1, half + 1, dtype=np.uint32) * _GOLDEN
+    return c, np.empty_like(c)
+
+
 def normal_field_np(seed: int, std: float, n: int) -> np.ndarray:
     """(n,) float32 ``std * N(0, 1)`` keyed by ``seed``: the row ``functional.normal_field`` gives for B = 1."""
     half = (n + 1) // 2
-    counter = _COUNTERS.get(half)
-    if counter is None:
-        c = np.arange(1, half + 1, dtype=np.uint32) * _GOLDEN
-        counter = _COUNTERS[half] = _fmix32_np(c, np.empty_like(c))
+    counter = _COUNTERS.get_or_make(half, lambda: _fmix32_np(*_golden_counter(half)))
     h = counter + np.uint32(int(seed) & 0x7FFFFFFF)
     tmp = np.empty_like(h)
     _fmix32_np(h, tmp)

@@ -7,6 +7,7 @@ tensors. Nothing here converts to float except ``AugmentedDataset``'s final outp
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -15,15 +16,14 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
-from ..ops import Normalize
+from ..imageconv import pil_to_array
+from ..ops import Normalize, check_channels
 from ..params import Params
 from ..pipeline import Pipeline
 from ..random import item_keys, sample_key
 
 __all__ = ["AugmentedDataset", "collate_uint8", "to_chw_uint8", "to_hwc_uint8", "sample_key", "epoch_base", "split_item"]
 
-_PIL_DIRECT = {"L": "L", "RGB": "RGB", "RGBA": "RGBA"}  # kept as they are
-_PIL_TO_RGB = {"1": "L", "P": "RGB", "PA": "RGBA", "LA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "HSV": "RGB", "RGBX": "RGB", "RGBa": "RGBA", "La": "RGBA"}
 
 
 # keys ---------------------------------------------------------------------------------
@@ -47,12 +47,7 @@ def is_image(x: Any) -> bool:
 
 
 def _pil_to_numpy(img: Any, what: str) -> np.ndarray:
-    mode = img.mode
-    if mode not in _PIL_DIRECT:
-        if mode not in _PIL_TO_RGB:
-            raise TypeError(f"{what}: PIL mode {mode!r} is not an 8-bit image; expected one of L, RGB, RGBA (or 1, P, LA, CMYK, YCbCr)")
-        img = img.convert(_PIL_TO_RGB[mode])
-    return np.array(img)  # (H, W) or (H, W, C) uint8, writable
+    return pil_to_array(img, what, alpha=True)  # (H, W) or (H, W, C) uint8, writable; shared with pipe(PIL)
 
 
 def to_chw_uint8(img: Any, what: str = "image") -> Tensor:
@@ -176,6 +171,8 @@ def to_float(images: Tensor, normalize: Normalize | None = None, out: Tensor | N
     if normalize is None:
         return out.mul_(1 / 255)
     c = images.shape[-3]
+    if len(normalize.mean) not in (1, c):
+        raise ValueError(f"Normalize has {len(normalize.mean)} channel(s) of mean/std but the images of shape {tuple(images.shape)} have {c} channels")
     mean = torch.tensor(normalize.mean, device=out.device).expand(c)  # (C,) or (1,) -> (C,)
     std = torch.tensor(normalize.std, device=out.device).expand(c)
     scale, shift = (1 / (255 * std))[:, None, None], (-mean / std)[:, None, None]
@@ -259,16 +256,24 @@ class AugmentedDataset(Dataset):
         """The params of item ``index`` at ``epoch``: ``pipe.sample_keyed([self.key(index, epoch)])``."""
         return self.pipe.sample_keyed([self.key(index, epoch)])
 
+    def _check_index(self, index: Any) -> int:
+        try:
+            i = operator.index(index)
+        except TypeError:
+            raise TypeError(f"AugmentedDataset index must be an int (or (index, epoch)), got {type(index).__name__}") from None
+        n = len(self.dataset)
+        if not -n <= i < n:
+            raise IndexError(f"index {i} is out of range for a dataset of {n} items")
+        return i + n if i < 0 else i
+
     def __getitem__(self, index: int | tuple[int, int]) -> Any:
         """``ds[i]`` at the current epoch, or ``ds[i, epoch]`` (what ``ak.loader``'s sampler asks for)."""
         index, epoch = index if isinstance(index, tuple) else (index, None)
-        n = len(self.dataset)
-        if not -n <= index < n:
-            raise IndexError(f"index {index} is out of range for a dataset of {n} items")
-        index = index % n  # ds[-1] is ds[n - 1], with the same augmentation
+        index = self._check_index(index)  # ds[-1] is ds[len - 1]: same item, same key
         item = self.dataset[index]
         image, put = split_item(item, self.image_key, f"dataset[{index}]")
         hwc = to_hwc_uint8(image, f"the image of dataset[{index}]")
+        check_channels(self.pipe.ops, 1 if hwc.ndim == 2 else hwc.shape[2], f"the image of dataset[{index}] (shape {hwc.shape})")
         params = self.keyed_params(index, epoch)
         if self.normalize is not None:
             params = Params(params.names[:-1], params.values[:-1])

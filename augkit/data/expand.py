@@ -2,10 +2,11 @@
 
 Deterministic (copy k of the image at relative path p depends only on seed, p, k and the
 pipeline), crash safe (every file is written under a temporary name, then renamed), resumable
-(a re-run skips outputs the manifest lists with a matching sha256) and shardable (``shard=(i, n)``
-does every n-th image; the parts merge into one manifest when the last shard finishes).
-Decoding and encoding run in worker processes, augmentation in this process on ``device``.
-See docs/expand.md.
+(a re-run skips outputs the manifest lists with a matching sha256 whose source is unchanged)
+and shardable (``shard=(i, n)`` does every n-th image; the parts merge into one manifest when
+the last shard finishes). One run per shard at a time (a lock in DST). Decoding and encoding
+run in worker processes, augmentation in this process on ``device``. See docs/expand.md and
+docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import sys
 import time
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,16 +35,22 @@ from ..pipeline import Pipeline, default_pipeline
 from ._expand_files import (
     FORMATS,
     INFO,
+    LOCK,
     MANIFEST,
+    DstLock,
     Inline,
+    append_line,
     check_config,
     decode_image,
     encode_write,
+    held_by_other,
     manifest_text,
     merge_parts,
+    output_name,
     part_name,
     read_manifest,
     sha256_file,
+    source_fingerprint,
     write_atomic,
 )
 
@@ -49,8 +59,12 @@ __all__ = ["expand", "ExpandSummary", "ExpandError", "copy_key", "output_name", 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 
 
+MAX_PIXELS = 50_000_000  # default pixel cap per image (a 50 MP photo); larger ones are errors
+BATCH_PIXELS = 1 << 23  # pixels augmented per call at most (8 Mpx: 32 images of 512x512); a larger image runs alone
+
+
 class ExpandError(RuntimeError):
-    """An image could not be read (with ``on_error="fail"``)."""
+    """An image could not be read (with ``on_error="fail"``), or a worker process died."""
 
 
 @dataclass(frozen=True)
@@ -68,21 +82,33 @@ class ExpandSummary:
     seconds: float
     images_per_s: float  # written / seconds
     merged: bool  # DST/manifest.jsonl and DST/augkit-expand.json now cover every shard
+    stale: tuple[str, ...] = ()  # outputs (relative to DST) of sources no longer in SRC (removed if ``prune``)
+    pruned: bool = False  # whether ``stale`` outputs were removed
+    rejected: int = 0  # part-manifest entries the merge refused (see augkit-expand.json "rejected")
+
+    def lines(self) -> list[str]:
+        """What ``augkit expand`` prints: counts, a rate only when something was written, stale outputs."""
+        head = f"shard {self.shard[0]}/{self.shard[1]}: {self.sources} images, wrote {self.written} outputs, {self.skipped} already done, {len(self.errors)} unreadable"
+        if self.written:
+            rate = f"{self.images_per_s:,.1f}" if self.images_per_s >= 1 else f"{self.images_per_s:.2g}"
+            head += f", in {self.seconds:.1f} s ({rate} images/s on {self.device})"
+        elif self.skipped:
+            head += "; nothing to do"
+        out = [head] + [f"  skipped {s!r}: {m}" for s, m in self.errors]
+        if self.stale:
+            what = "removed" if self.pruned else "left in DST (pass --prune to remove them)"
+            out.append(f"  {len(self.stale)} output(s) of sources no longer in SRC {what}, e.g. {self.stale[0]!r}")
+        if self.rejected:
+            out.append(f"  {self.rejected} entry(ies) of part manifests failed verification and were left out (see {INFO})")
+        return out
 
 
 # keys, names, arguments -------------------------------------------------------------------------
 def copy_key(seed: int, source: str, copy: int) -> int:
     """The 63-bit key of copy ``copy`` of ``source`` (a posix path relative to SRC): a sha256 hash."""
-    digest = hashlib.sha256(f"augkit-expand\0{seed}\0{source}\0{copy}".encode()).digest()
+    raw = b"augkit-expand\0%d\0%s\0%d" % (seed, os.fsencode(source), copy)  # fsencode: any file name, UTF-8 or not
+    digest = hashlib.sha256(raw).digest()
     return int.from_bytes(digest[:8], "little") >> 1
-
-
-def output_name(source: str, copy: int, fmt: str) -> str:
-    """``cls/img.jpg`` -> ``cls/img_aug{copy}.{ext}``; copy 0 is the original, ``cls/img_orig.{ext}``."""
-    parent, _, name = source.rpartition("/")
-    stem = name.rsplit(".", 1)[0]
-    tail = "_orig" if copy == 0 else f"_aug{copy}"
-    return f"{parent}/{stem}{tail}{FORMATS[fmt]}" if parent else f"{stem}{tail}{FORMATS[fmt]}"
 
 
 def parse_shard(shard: str | tuple[int, int]) -> tuple[int, int]:
@@ -111,13 +137,17 @@ def _load_pipeline(pipeline: Pipeline | str | Path | None, seed: int) -> Pipelin
 
 
 def list_images(src: Path) -> list[str]:
-    """Posix paths (relative to ``src``) of every image below it, sorted; hidden entries skipped."""
+    """Posix paths (relative to ``src``) of every image below it, sorted; hidden entries skipped.
+
+    Regular files only, after following symlinks: a FIFO, socket or device named ``*.png`` is not
+    an image (reading it could block forever).
+    """
     found = []
     for root, dirs, files in os.walk(src):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         rel = Path(root).relative_to(src).as_posix()
         for f in files:
-            if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS):
+            if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(root, f)):
                 found.append(f if rel == "." else f"{rel}/{f}")
     return sorted(found)
 
@@ -139,11 +169,13 @@ def expand(
     workers: int | None = None,
     batch_size: int = 32,
     device: str = "auto",
-    format: str = "png",
+    format: str = "keep",
     quality: int = 95,
     on_error: str = "fail",
     overwrite: bool = False,
     progress: bool = False,
+    max_pixels: int = MAX_PIXELS,
+    prune: bool = False,
 ) -> ExpandSummary:
     """Write ``copies`` augmented copies of every image below ``src`` into ``dst``, same layout.
 
@@ -157,14 +189,19 @@ def expand(
         include_original: also write the decoded original, re-encoded, as ``<stem>_orig.<ext>`` (copy 0).
         shard: ``"I/N"`` or ``(I, N)``: do the images at sorted positions I, I+N, I+2N, ...
         workers: processes that decode and encode; 0 does it in this process; None: min(8, CPU count).
-        batch_size: images augmented per call (does not change any output).
+        batch_size: images augmented per call at most (does not change any output); calls hold
+            at most ``BATCH_PIXELS`` pixels, so a large image is augmented alone.
         device: "auto" (CUDA if available), "cpu" or "cuda[:i]"; outputs are byte-identical
             across runs on the same device type.
-        format: "png", "jpg" or "webp"; quality (1..100) is used by jpg and webp.
+        format: "keep" (each output in its source's format: PNG stays PNG, JPEG stays JPEG at
+            ``quality``, WebP stays WebP; other formats become PNG), or "png", "jpg", "webp" for all.
+        quality: 1..100, used by JPEG and WebP outputs.
         on_error: "fail" stops at the first unreadable image with an ExpandError naming it;
             "skip" records it in the summary and manifest and goes on.
         overwrite: replace a DST made with other settings instead of refusing; rewrite every output.
-        progress: show a tqdm bar with images/s.
+        progress: show a tqdm bar with images/s and the time left.
+        max_pixels: images with more pixels are unreadable (``on_error`` applies), checked before decoding.
+        prune: remove the outputs of sources no longer in SRC (otherwise they are reported and kept).
     """
     start = time.perf_counter()
     if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
@@ -175,12 +212,14 @@ def expand(
         workers = min(8, os.cpu_count() or 1)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ValueError(f"workers must be an integer >= 0, got {workers!r}")
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {sorted(FORMATS)}, got {format!r}")
+    if format != "keep" and format not in FORMATS:
+        raise ValueError(f"format must be 'keep' or one of {sorted(FORMATS)}, got {format!r}")
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise ValueError(f"quality must be an integer in [1, 100], got {quality!r}")
     if on_error not in ("fail", "skip"):
         raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ValueError(f"max_pixels must be an integer >= 1, got {max_pixels!r}")
     shard = parse_shard(shard)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {seed!r}")
@@ -217,50 +256,157 @@ def expand(
         "quality": None if format == "png" else quality,
     }
     dst.mkdir(parents=True, exist_ok=True)
+    lock = _claim_shard(dst, shard)  # one run per shard; no run of an overlapping shard split
+    try:
+        return _run_locked(
+            pipe, seed, dev, src, dst, sources, mine, ks, shard, config, overwrite, lock, workers, batch_size,
+            format, quality, on_error, progress, max_pixels, prune, __version__, start,
+        )  # fmt: skip
+    finally:
+        lock.release()
+
+
+def _claim_shard(dst: Path, shard: tuple[int, int]) -> DstLock:
+    """Lock shard I/N of DST, refusing while a run of an overlapping shard (same I/N, or another N) holds one."""
+    setup = DstLock(dst / LOCK).acquire(f"DST {str(dst)!r}", blocking=True)  # checks and claims are serialised
+    try:
+        for p in dst.glob(".augkit-expand-*-of-*.lock"):
+            m = re.fullmatch(r"\.augkit-expand-(\d+)-of-(\d+)\.lock", p.name)
+            if m and (int(m[2]) != shard[1] or int(m[1]) == shard[0]):
+                holder = held_by_other(p)
+                if holder is not None:
+                    raise RuntimeError(
+                        f"DST {str(dst)!r} is in use by another augkit expand (pid {holder}, shard {m[1]}/{m[2]}); "
+                        "wait for it to finish or stop it"
+                    )
+        name = f".augkit-expand-{shard[0]}-of-{shard[1]}.lock"
+        return DstLock(dst / name).acquire(f"shard {shard[0]}/{shard[1]} of DST {str(dst)!r}")
+    finally:
+        setup.release()
+
+
+def _run_locked(
+    pipe: Pipeline, seed: int, dev: torch.device, src: Path, dst: Path, sources: list[str], mine: list[str],
+    ks: list[int], shard: tuple[int, int], config: dict[str, Any], overwrite: bool, lock: DstLock, workers: int,
+    batch_size: int, format: str, quality: int, on_error: str, progress: bool, max_pixels: int, prune: bool,
+    version: str, start: float,
+) -> ExpandSummary:  # fmt: skip
     check_config(dst, config, overwrite)
-    tmp_dir = dst / f".augkit-tmp-{shard[0]}-of-{shard[1]}"
-    shutil.rmtree(tmp_dir, ignore_errors=True)  # leftovers of a killed run
+    prefix = f".augkit-tmp-{shard[0]}-of-{shard[1]}"
+    for old in [*dst.glob(prefix), *dst.glob(prefix + "-*")]:  # leftovers of a killed run of this shard (we hold its lock)
+        shutil.rmtree(old, ignore_errors=True)
+    tmp_dir = dst / f"{prefix}-{os.getpid()}"
     tmp_dir.mkdir()
 
-    try:  # every temporary file of this shard lives in tmp_dir: gone when the run ends
-        # resume: outputs the manifests list whose file still has the recorded sha256
+    try:  # every temporary file of this run lives in tmp_dir: gone when the run ends
         known: dict[str, dict[str, Any]] = {}
-        e: dict[str, Any] | None
         for p in sorted(dst.glob("manifest*.jsonl")):
             for e in read_manifest(p):
                 if "sha256" in e:
                     known[e["output"]] = e
         part_manifest, part_info = dst / part_name(MANIFEST, shard), dst / part_name(INFO, shard)
-        done, todo = [], []
-        for s in mine:
-            pending = []
-            for k in ks:
-                out = output_name(s, k, format)
-                e = known.get(out)
-                if e and e["source"] == s and e["copy"] == k and sha256_file(dst / out) == e["sha256"]:
-                    done.append(e)
-                else:
-                    pending.append((k, out))
-            if pending:
-                todo.append((s, pending))
-        info = {"augkit_version": __version__, "config": config, "shard": list(shard), "status": "running"}
+        done, todo = _resume(src, dst, mine, ks, format, known)
+        stale, pruned = _stale(dst, set(sources), known, prune)
+        info = {"augkit_version": version, "config": config, "shard": list(shard), "status": "running"}
         write_atomic(part_info, json.dumps(info, indent=2, sort_keys=True) + "\n", tmp_dir)
-        write_atomic(part_manifest, manifest_text(done), tmp_dir)
+        write_atomic(part_manifest, manifest_text(done + stale), tmp_dir)
 
         n_todo = sum(len(p) for _, p in todo)
-        job = _Job(pipe, seed, dev, src, dst, tmp_dir, format, quality, batch_size, workers, part_manifest, on_error)
-        job.run(todo, n_todo, progress)
-        write_atomic(part_manifest, manifest_text(done + job.entries), tmp_dir)
+        job = _Job(pipe, seed, dev, src, dst, tmp_dir, format, quality, batch_size, workers, part_manifest, on_error, max_pixels)
+        job.run(todo, n_todo, progress, lock.fd)
+        write_atomic(part_manifest, manifest_text(done + stale + job.entries), tmp_dir)
         errors = tuple(sorted((e["source"], e["error"]) for e in job.entries if "error" in e))
-        info.update(status="complete", counts={"sources": len(mine), "outputs": len(done) + job.written, "errors": len(errors)})
+        counts = {"sources": len(mine), "outputs": len(done) + job.written, "errors": len(errors)}
+        info.update(status="complete", counts=counts)
         write_atomic(part_info, json.dumps(info, indent=2, sort_keys=True) + "\n", tmp_dir)
-        merged = merge_parts(dst, config, shard[1], len(sources), __version__, tmp_dir)
+        trusted = {(e["output"], e["sha256"]) for e in done + job.entries if "sha256" in e}
+        merged, rejected = merge_parts(dst, config, shard[1], len(sources), version, tmp_dir, trusted)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     seconds = time.perf_counter() - start
     return ExpandSummary(
-        str(src), str(dst), shard, str(dev), len(mine), job.written, len(done), errors, seconds, job.written / seconds, merged
-    )
+        str(src), str(dst), shard, str(dev), len(mine), job.written, len(done), errors, seconds, job.written / seconds, merged,
+        tuple(e["output"] for e in stale) or pruned, bool(pruned), len(rejected),
+    )  # fmt: skip
+
+
+def _resume(
+    src: Path, dst: Path, mine: list[str], ks: list[int], fmt: str, known: dict[str, dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[tuple[str, list[tuple[int, str]]]]]:
+    """(entries already done, sources with their pending (copy, output)): an output is done when the
+    manifest lists it with its file's sha256 and the source it came from is unchanged (same size and
+    mtime, or same size and sha256)."""
+    done, todo = [], []
+    for s in mine:
+        listed = {k: known.get(output_name(s, k, fmt)) for k in ks}
+        entries = {k: e for k, e in listed.items() if e is not None and e["source"] == s and e["copy"] == k}
+        fresh = _unchanged(src / s, list(entries.values())) if entries else False
+        pending = []
+        for k in ks:
+            out = output_name(s, k, fmt)
+            e = entries.get(k)
+            if fresh and e is not None and sha256_file(dst / out) == e["sha256"]:
+                done.append(e)
+            else:
+                pending.append((k, out))
+        if pending:
+            todo.append((s, pending))
+    return done, todo
+
+
+def _unchanged(path: Path, entries: list[dict[str, Any]]) -> bool:
+    """Whether the source at ``path`` is the one every entry recorded (updating a moved mtime)."""
+    now = source_fingerprint(path, with_hash=False)
+    if now is None:
+        return False
+    for e in entries:
+        if e.get("source_size") != now["source_size"] or not isinstance(e.get("source_sha256"), str):
+            return False
+    if all(e.get("source_mtime_ns") == now["source_mtime_ns"] for e in entries):
+        return True
+    hashed = source_fingerprint(path, with_hash=True)  # same size, new mtime (copied, touched): compare bytes
+    if hashed is None or any(e["source_sha256"] != hashed["source_sha256"] for e in entries):
+        return False
+    for e in entries:
+        e["source_mtime_ns"] = hashed["source_mtime_ns"]
+    return True
+
+
+def _stale(
+    dst: Path, sources: set[str], known: dict[str, dict[str, Any]], prune: bool
+) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    """(entries kept, outputs removed) for outputs whose source is no longer in SRC.
+
+    Without ``prune`` their entries stay in the manifest marked ``"stale": true`` (and every run
+    reports them); with it, each file that still has its recorded sha256 is removed.
+    """
+    stale = sorted((dict(e, stale=True) for e in known.values() if e["source"] not in sources), key=lambda e: e["output"])
+    if not prune:
+        return stale, ()
+    for e in stale:
+        target = dst / e["output"]
+        if target.resolve().is_relative_to(dst.resolve()) and sha256_file(target) == e["sha256"]:
+            target.unlink(missing_ok=True)  # only files that are still what the manifest says
+    return [], tuple(e["output"] for e in stale)
+
+
+def _worker_init(fds: tuple[int, ...], parent: int) -> None:
+    """Pool initializer: a worker must not keep DST's lock alive, nor outlive this process."""
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    if sys.platform.startswith("linux"):  # die with the parent, even one killed by SIGKILL
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
 
 
 class _Job:
@@ -268,60 +414,82 @@ class _Job:
 
     def __init__(
         self, pipe: Pipeline, seed: int, dev: torch.device, src: Path, dst: Path, tmp_dir: Path, fmt: str,
-        quality: int, batch_size: int, workers: int, manifest: Path, on_error: str,
+        quality: int, batch_size: int, workers: int, manifest: Path, on_error: str, max_pixels: int,
     ) -> None:  # fmt: skip
         self.pipe, self.seed, self.dev, self.src, self.dst, self.tmp_dir = pipe, seed, dev, src, dst, tmp_dir
         self.fmt, self.quality, self.batch_size, self.workers = fmt, quality, batch_size, workers
-        self.manifest_path, self.on_error = manifest, on_error
+        self.manifest_path, self.on_error, self.max_pixels = manifest, on_error, max_pixels
         self.entries: list[dict[str, Any]] = []
         self.written = 0
-        self.buckets: dict[tuple[int, ...], list[tuple[torch.Tensor, str, int, str]]] = {}
+        self.buckets: dict[tuple[int, ...], list[tuple[torch.Tensor, str, int, str, dict[str, Any]]]] = {}
         self.encodes: deque = deque()
-        self.max_buffered = 4 * batch_size  # samples waiting in buckets before a partial batch runs
+        self.max_buffered = 4 * max(BATCH_PIXELS, batch_size)  # pixels waiting in buckets before a partial batch runs
         self.max_encodes = 2 * batch_size + 4 * workers
 
-    def run(self, todo: list[tuple[str, list[tuple[int, str]]]], total: int, progress: bool) -> None:
+    def run(self, todo: list[tuple[str, list[tuple[int, str]]]], total: int, progress: bool, lock_fd: int | None) -> None:
         from tqdm import tqdm
 
         if self.workers:  # workers only decode and encode (PIL, numpy): forking is safe on Linux
             method = "fork" if sys.platform.startswith("linux") else "spawn"
-            self.pool: Any = multiprocessing.get_context(method).Pool(self.workers)
+            fds = () if lock_fd is None else (lock_fd,)
+            self.pool: ProcessPoolExecutor | Inline = ProcessPoolExecutor(
+                self.workers, multiprocessing.get_context(method), initializer=_worker_init, initargs=(fds, os.getpid())
+            )
         else:
             self.pool = Inline()
-        self.bar = tqdm(total=total, unit="img", desc="augkit expand", disable=not progress, smoothing=0.1)
+        fmt = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]"
+        self.bar = tqdm(total=total, unit="img", desc="augkit expand", disable=not progress or not total, smoothing=0.1, bar_format=fmt)
         self.manifest = os.open(self.manifest_path, os.O_WRONLY | os.O_APPEND)
         threads = torch.get_num_threads()
         if self.dev.type == "cpu" and self.workers:  # leave the cores to the workers: no oversubscription
             torch.set_num_threads(max(1, (os.cpu_count() or 1) - self.workers))
         try:
             self._loop(todo)
-            self.pool.close()
-            self.pool.join()
+            self.pool.shutdown(wait=True)
+        except BrokenProcessPool:
+            self._stop_pool()
+            raise ExpandError(
+                "a worker process died (killed by a signal, e.g. the out-of-memory killer?); the outputs finished so far "
+                "are kept: run the same command again to resume (fewer --workers, or a lower --max-pixels, use less memory)"
+            ) from None
         except BaseException:
-            self.pool.terminate()
+            self._stop_pool()
             raise
         finally:
             torch.set_num_threads(threads)
             self.bar.close()
             os.close(self.manifest)
 
+    def _stop_pool(self) -> None:
+        """Cancel what is queued and end every worker now: none outlives this call."""
+        procs = list((getattr(self.pool, "_processes", None) or {}).values()) if self.workers else []
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for p in procs:
+            p.join(timeout=5)
+
     def _loop(self, todo: list[tuple[str, list[tuple[int, str]]]]) -> None:
         decodes: deque = deque()
         items = iter(todo)
+        last = 1  # pixels of the last decoded image: huge images are decoded fewer at a time
         while True:
-            while len(decodes) < max(2, 2 * self.workers):  # keep the decoders busy, memory bounded
+            cap = max(1, min(max(2, 2 * self.workers), 4 * BATCH_PIXELS // last))
+            while len(decodes) < cap:  # keep the decoders busy, memory bounded
                 item = next(items, None)
                 if item is None:
                     break
-                decodes.append((item, self.pool.apply_async(decode_image, (str(self.src / item[0]),))))
+                decodes.append((item, self.pool.submit(decode_image, os.path.join(self.src, item[0]), self.max_pixels)))
             if not decodes:
                 break
             (source, pending), result = decodes.popleft()
-            pixels, err = result.get()
+            pixels, err, fp = result.result()
             if err is not None:
                 self._failed(source, err)
                 continue
-            self._add(source, pending, pixels)
+            last = max(1, pixels.shape[0] * pixels.shape[1])
+            self._add(source, pending, pixels, fp)
             self._collect()
         for shape in list(self.buckets):
             while self.buckets.get(shape):
@@ -331,53 +499,59 @@ class _Job:
     def _failed(self, source: str, err: str) -> None:
         if self.on_error == "fail":
             self._collect(wait_all=True)  # finish what is in flight: only complete outputs remain
-            raise ExpandError(f"cannot read image {str(self.src / source)!r}: {err}")
+            raise ExpandError(f"cannot read image {os.path.join(self.src, source)!r}: {err}")
         self._record({"source": source, "copy": None, "output": None, "error": err})
 
-    def _add(self, source: str, pending: list[tuple[int, str]], pixels: np.ndarray) -> None:
+    def _rows(self, shape: tuple[int, ...]) -> int:
+        """Images of this (C, H, W) per augment call: ``batch_size``, fewer for large images, at least 1."""
+        return max(1, min(self.batch_size, BATCH_PIXELS // (shape[1] * shape[2])))
+
+    def _add(self, source: str, pending: list[tuple[int, str]], pixels: np.ndarray, fp: dict[str, Any]) -> None:
         img = torch.from_numpy(pixels)
         img = img[None] if img.dim() == 2 else img.permute(2, 0, 1)  # (C, H, W)
+        shape = tuple(img.shape)
         for k, out in pending:
             if k == 0:  # the original, re-encoded
-                self._encode(pixels, {"source": source, "copy": 0, "output": out, "key": None, "params": None})
+                self._encode(pixels, {"source": source, "copy": 0, "output": out, "key": None, "params": None, **fp})
                 continue
-            bucket = self.buckets.setdefault(tuple(img.shape), [])
-            bucket.append((img, source, k, out))
-            if len(bucket) >= self.batch_size:
-                self._augment(tuple(img.shape))
-        while sum(len(b) for b in self.buckets.values()) > self.max_buffered:
-            self._augment(max(self.buckets, key=lambda s: len(self.buckets[s])))
+            bucket = self.buckets.setdefault(shape, [])
+            bucket.append((img, source, k, out, fp))
+            if len(bucket) >= self._rows(shape):
+                self._augment(shape)
+        while sum(len(b) * s[1] * s[2] for s, b in self.buckets.items()) > self.max_buffered:
+            self._augment(max(self.buckets, key=lambda s: len(self.buckets[s]) * s[1] * s[2]))
 
     def _augment(self, shape: tuple[int, ...]) -> None:
-        batch, self.buckets[shape] = self.buckets[shape][: self.batch_size], self.buckets[shape][self.batch_size :]
+        rows = self._rows(shape)
+        batch, self.buckets[shape] = self.buckets[shape][:rows], self.buckets[shape][rows:]
         if not self.buckets[shape]:
             del self.buckets[shape]
-        keys = [copy_key(self.seed, s, k) for _, s, k, _ in batch]
+        keys = [copy_key(self.seed, s, k) for _, s, k, _, _ in batch]
         x = torch.stack([img for img, *_ in batch]).to(self.dev, non_blocking=True)  # (B, C, H, W) uint8
         params = self.pipe.sample_keyed(keys)
         y = to_uint8(self.pipe(x, params=params)).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, C)
         if y.shape[-1] == 1:
             y = y[..., 0]
-        for i, ((_, s, k, out), p) in enumerate(zip(batch, params.tolist(), strict=True)):
-            self._encode(np.ascontiguousarray(y[i]), {"source": s, "copy": k, "output": out, "key": keys[i], "params": p})
+        for i, ((_, s, k, out, fp), p) in enumerate(zip(batch, params.tolist(), strict=True)):
+            self._encode(np.ascontiguousarray(y[i]), {"source": s, "copy": k, "output": out, "key": keys[i], "params": p, **fp})
 
     def _encode(self, pixels: np.ndarray, entry: dict[str, Any]) -> None:
-        args = (pixels, str(self.dst), entry["output"], str(self.tmp_dir), self.fmt, self.quality)
-        self.encodes.append((entry, self.pool.apply_async(encode_write, args)))
+        fmt = self.fmt if self.fmt != "keep" else "png"  # "keep": encode_write reads the format off the name
+        self.encodes.append((entry, self.pool.submit(encode_write, pixels, str(self.dst), entry["output"], str(self.tmp_dir), fmt, self.quality)))
         self._collect()
 
     def _collect(self, wait_all: bool = False) -> None:
         """Record finished encodes in submission order; wait while more than the cap are in flight."""
         while self.encodes:
             entry, result = self.encodes[0]
-            if not (wait_all or len(self.encodes) > self.max_encodes or result.ready()):
+            if not (wait_all or len(self.encodes) > self.max_encodes or result.done()):
                 break
             self.encodes.popleft()
-            entry["sha256"] = result.get()
+            entry["sha256"] = result.result()
             self._record(entry)
             self.written += 1
             self.bar.update(1)
 
     def _record(self, entry: dict[str, Any]) -> None:
         self.entries.append(entry)
-        os.write(self.manifest, (json.dumps(entry, sort_keys=True) + "\n").encode())  # one write: whole lines only
+        append_line(self.manifest, json.dumps(entry, sort_keys=True) + "\n")  # whole lines only, even on a full disk
