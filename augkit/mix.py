@@ -99,6 +99,10 @@ class _Mix:
     def _extra(self, rng: Draw) -> dict[str, Tensor]:
         return {}
 
+    def _mix(self, x: Tensor, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """(mixed images, (B,) share of each image that is its own)."""
+        raise NotImplementedError
+
     def _check(self, x: Any, labels: Any) -> Tensor:
         if not isinstance(x, Tensor) or x.dim() != 4 or not x.dtype.is_floating_point:
             got = f"shape {tuple(x.shape)} dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__

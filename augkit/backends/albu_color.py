@@ -11,7 +11,7 @@ the whole container's params at once and run each child's ``apply`` with its sha
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import albumentations as A
 import albumentations.augmentations.pixel.functional as AF
@@ -303,7 +303,9 @@ class _SeededContainer(_Seeded):
                     img = warp_run(img, ops, [{k: torch.tensor([v]) for k, v in values[j].items()} for j in run])
                 i = run[-1] + 1
                 continue
-            img = self.leaf_transforms[i].apply(img, **values[i])
+            t = self.leaf_transforms[i]
+            assert t is not None  # only geometric leaves have none, and they are in runs
+            img = t.apply(img, **values[i])
             i += 1
         return img
 class AugkitOneOf(_SeededContainer, A.OneOf):
@@ -318,7 +320,7 @@ class AugkitSomeOf(_SeededContainer, A.SomeOf):
     """``ak.SomeOf``: one draw per image picks the subset; children run in the listed order."""
 
     def __init__(self, op: SomeOf, salt: int, make: Callable[[Op, int], Any]) -> None:
-        A.SomeOf.__init__(self, self._setup(op, salt, make), n=op.n[1], p=op.p)
+        A.SomeOf.__init__(self, self._setup(op, salt, make), n=max(1, cast(tuple[int, int], op.n)[1]), p=op.p)
         self.set_random_seed(None)
 
 

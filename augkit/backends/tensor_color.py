@@ -9,6 +9,7 @@ apply only, off the CPU it runs on all with identity params for the others (no h
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -74,7 +75,7 @@ def _erasing(op: Erasing, p: Params, x: Tensor) -> None:
     K.erase(x, boxes, op.value)
 
 
-STEPS: dict[type[Op], Callable[[Op, Params, Tensor], None]] = {
+STEPS: dict[type[Op], Callable[[Any, Params, Tensor], object]] = {
     Brightness: lambda op, p, x: K.adjust_brightness(x, _id(p, "factor", 1.0)),
     Saturation: lambda op, p, x: K.adjust_saturation(x, _id(p, "factor", 1.0)),
     Hue: lambda op, p, x: K.adjust_hue(x, _id(p, "shift", 0.0)),

@@ -10,6 +10,7 @@ saturation, hue), so the work is the same; rows are in group "color", ratios aga
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -64,19 +65,17 @@ def color_cases(size: int, batch: int, device: torch.device, x: Tensor, imgs: li
     del y
     rows: list[dict] = []
     timed: list[tuple[dict, Callable[[], Any]]] = []
-    makers: list[tuple[str, str, Callable[[], Callable[[Tensor], Tensor]]]] = [
-        ("color-augkit", "augkit ColorJitter+Blur+Erasing", lambda: pipe)]
+    makers: list[tuple[str, str, Callable[[Tensor], Any]]] = [("color-augkit", "augkit ColorJitter+Blur+Erasing", pipe)]
     if "kornia" in peers:
-        makers.append(("color-kornia", "Kornia ColorJitter+Blur+Erasing", lambda: _kornia(device)))
-    for case, label, make in makers:
+        makers.append(("color-kornia", "Kornia ColorJitter+Blur+Erasing", _kornia(device)))
+    for case, label, fn in makers:
         row = S._row(case, label, size, batch, "color")
-        fn = make()
         problem = S.check_output(fn(x), x, ref)
         if problem:
             rows.append({**row, "status": "failed", "note": f"output check: {problem}"})
         else:
             rows.append(row)
-            timed.append((row, lambda f=fn: f(x)))
+            timed.append((row, partial(fn, x)))
     S._timed_interleaved(timed, batch, cfg["repeats"], cfg["warmup"], sync)
     if "albumentations" in peers:
         compose = _albumentations()

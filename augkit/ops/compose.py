@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -150,7 +150,8 @@ class SomeOf(Container):
 
     def sample(self, n: int, rng: Draw) -> dict[str, Tensor]:
         apply = rng.rand(1)[0] < self.p
-        count = torch.where(apply, rng.integers(self.n[0], self.n[1] + 1), 0)  # (n,)
+        lo, hi = cast(tuple[int, int], self.n)  # a pair after __post_init__
+        count = torch.where(apply, rng.integers(lo, hi + 1), 0)  # (n,)
         keys = rng.rand(len(self.ops))  # (k, n): a sample's k smallest keys pick its subset
         rank = keys.argsort(0).argsort(0)
         out = {"apply": apply, "count": count}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from torch import Tensor
 
@@ -190,13 +190,11 @@ class ColorJitter(Op):
 
     def sample(self, n: int, rng: Draw) -> dict[str, Tensor]:
         u = rng.rand(5)
-        return {
-            "apply": u[0] < self.p,
-            "brightness": uniform(u[1], *self.brightness),
-            "contrast": uniform(u[2], *self.contrast),
-            "saturation": uniform(u[3], *self.saturation),
-            "hue": uniform(u[4], *self.hue),
-        }
+        out = {"apply": u[0] < self.p}
+        for k, name in enumerate(("brightness", "contrast", "saturation", "hue")):
+            lo, hi = cast(tuple[float, float], getattr(self, name))  # a pair after __post_init__
+            out[name] = uniform(u[k + 1], lo, hi)
+        return out
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def affine_ops() -> list[Op]:
 
     Fixed before any test accuracy was seen (issue 12: "shifts and +-10 degree rotations").
     """
-    return [Affine(rotate=10.0, translate=0.125)]
+    return [Affine(rotate=(-10.0, 10.0), translate=(-0.125, 0.125))]
 
 
 def trivial_ops() -> list[Op]:
