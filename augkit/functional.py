@@ -18,6 +18,7 @@ from torch import Tensor
 from .buffers import byte_cache
 
 __all__ = [
+    "masked",
     "flip_factor",
     "zoom_factor",
     "flip_gather",
@@ -31,14 +32,29 @@ __all__ = [
 GREY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as PIL's convert("L") and torchvision
 
 
+@functools.lru_cache(maxsize=64)
+def _scalar(value: float, device: torch.device) -> Tensor:
+    """A cached 0-dim float32 tensor on ``device`` (``torch.where`` with a Python number makes one per call)."""
+    return torch.tensor(value, dtype=torch.float32, device=device)
+
+
+def masked(value: Tensor | float, apply: Tensor, default: float) -> Tensor:
+    """``value`` where ``apply`` (B,) else ``default``, float32 (B,), in one op on the device."""
+    if not isinstance(value, Tensor):
+        value = _scalar(float(value), apply.device)
+    elif value.dtype != torch.float32:
+        value = value.float()
+    return torch.where(apply, value, _scalar(float(default), apply.device))
+
+
 def flip_factor(apply: Tensor) -> Tensor:
     """Axis factor of a flip about the centre: -1 where ``apply`` (B,), else 1."""
-    return torch.where(apply, -1.0, 1.0)
+    return masked(-1.0, apply, 1.0)
 
 
 def zoom_factor(scale: Tensor, apply: Tensor) -> Tensor:
     """Axis factor of a zoom about the centre: ``scale`` (B,) where ``apply``, else 1."""
-    return torch.where(apply, scale.float(), 1.0)
+    return masked(scale, apply, 1.0)
 
 
 def flip_gather(img: Tensor, hflip: Tensor, vflip: Tensor, out: Tensor) -> Tensor:
@@ -150,22 +166,28 @@ def _hashed_counter(half: int, device: torch.device) -> Tensor:
 NOISE_BLOCK = 1 << 18  # hash pairs per block: the ~25 passes over a block stay in cache
 
 
-def noise_block_rows(n: int) -> int:
-    """Samples per block when ``normal_field`` fills rows of ``n`` values."""
+def noise_block_rows(n: int, device: torch.device | str = "cpu") -> int:
+    """Samples per block when ``normal_field`` fills rows of ``n`` values on ``device``.
+
+    Blocks are a CPU cache choice; on any other device one block holds every row, so the
+    number of ops per call does not grow with the batch.
+    """
+    if torch.device(device).type != "cpu":
+        return 1 << 62
     return max(1, NOISE_BLOCK // ((n + 1) // 2))
 
 
 def normal_field(seed: Tensor, std: Tensor, out: Tensor, work: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor:
     """Fill ``out`` (B, N) with std[b] * N(0, 1) noise keyed by ``seed`` (B,) int64 in [0, 2**31).
 
-    Rows are done in blocks of ``noise_block_rows(N)`` samples, so the passes run in cache
-    rather than memory (1.6x faster at 3x224x224 on CPU); every value is the same whatever
+    On CPU rows are done in blocks of ``noise_block_rows(N)`` samples, so the passes run in cache
+    rather than memory (1.6x faster at 3x224x224 on CPU); elsewhere in one block. Every value is the same whatever
     the block. ``work`` optionally holds reusable buffers of at least that many rows: two int32
     and one float32, each (rows, ceil(N/2)). Normals come from 16-bit uniforms: |z| <= 4.7.
     """
     b, n = out.shape
     half = (n + 1) // 2
-    rows = min(b, noise_block_rows(n))
+    rows = min(b, noise_block_rows(n, out.device))
     if work is None:
         work = (
             torch.empty(rows, half, dtype=torch.int32, device=out.device),

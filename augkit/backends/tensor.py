@@ -13,10 +13,17 @@ float32 each) so that the passes after the warp read and write cache, not memory
 a tiling of the batch, every sample's result is the same whatever the block. Scratch buffers
 are reused between calls; on CPU the output buffer is reused too once the caller has dropped
 every reference to it, since page faults on fresh 224x224 outputs cost more than the arithmetic.
+
+Off the CPU the whole batch runs at once, so the number of ops per call does not grow with the
+batch, and a run (a geometric step and the pointwise steps after it) whose ops all have a fused
+form runs as one or two Triton launches (``augkit.backends.fused``); any other run takes the
+torch path below, which is also the reference. Scratch is per thread and, on CUDA, per stream:
+one pipeline may be called from several threads or streams at once.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,9 +38,12 @@ from .. import warp as W
 from ..buffers import OutputPool
 from ..ops import Contrast, GaussianNoise, HorizontalFlip, Normalize, Op, Rot90, SizingOp, VerticalFlip
 from ..params import Params
+from . import fused as fz
 from . import tensor_color
 
-__all__ = ["TensorBackend"]
+__all__ = ["TensorBackend", "FUSED_MODES"]
+
+FUSED_MODES = ("auto", "always", "never")  # auto: fused runs on CUDA when Triton imports
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,16 @@ def output_size(ops: list[Op], steps: list[_Step], hw: tuple[int, int] | None) -
     return hw
 
 
+def segments(steps: list[_Step]) -> list[tuple[int, ...]]:
+    """Split the plan into runs: each geometric step starts a run, the pointwise steps after it join it."""
+    runs: list[list[int]] = []
+    for n, step in enumerate(steps):
+        if step.kind in ("flip", "perm", "warp") or not runs:
+            runs.append([])
+        runs[-1].append(n)
+    return [tuple(r) for r in runs]
+
+
 class _Workspace:
     """Scratch buffers keyed by name, shape, dtype and device; reused across calls."""
 
@@ -119,10 +139,53 @@ class _Value:
 class TensorBackend:
     """Runs a list of ops on (B, C, H, W) tensors with given params."""
 
-    def __init__(self, ops: list[Op]) -> None:
+    def __init__(self, ops: list[Op], fused: str = "auto") -> None:
+        if fused not in FUSED_MODES:
+            raise ValueError(f"fused must be one of {list(FUSED_MODES)}, got {fused!r}")
         self.ops = list(ops)
         self.steps = plan(self.ops)
-        self._ws = _Workspace()
+        self.runs = segments(self.steps)
+        self.fused = fused
+        self._fused_runs: dict[int, fz.FusedRun] = {}
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._workspaces: dict[tuple, _Workspace] = {}
+        self._consts: dict[tuple, tuple[Tensor, Tensor]] = {}
+
+    def __getstate__(self) -> dict:
+        # scratch, outputs and thread-local state stay behind (they are caches)
+        return {"ops": self.ops, "fused": self.fused}
+
+    def __setstate__(self, state: dict) -> None:
+        TensorBackend.__init__(self, state["ops"], state["fused"])
+
+    @property
+    def _ws(self) -> _Workspace:
+        """The calling thread's workspace for the call in progress."""
+        return self._local.ws
+
+    def _workspace(self, device: torch.device) -> _Workspace:
+        """Scratch for this thread (and this CUDA stream): calls from two threads or streams never share."""
+        stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else None
+        key = (threading.get_ident(), device, stream)
+        ws = self._workspaces.get(key)
+        if ws is None:
+            with self._lock:
+                alive = {t.ident for t in threading.enumerate()}
+                for k in [k for k in self._workspaces if k[0] not in alive]:  # threads that ended
+                    del self._workspaces[k]
+                ws = self._workspaces[key] = _Workspace()
+        return ws
+
+    def _fused_use(self, x: Tensor) -> bool:
+        """Whether this call may use fused runs (each run still checks that it is covered)."""
+        if self.fused == "never":
+            return False
+        if self.fused == "auto":
+            return x.device.type == "cuda" and fz.available()
+        if not fz.available() and not fz.recording():
+            raise RuntimeError("fused='always' needs Triton (pip install 'augkit[cuda]'; on a CPU set TRITON_INTERPRET=1)")
+        return True
 
     def __call__(self, x: Tensor | list[Tensor], params: Params) -> Tensor:
         """x: (B, C, H, W) uint8 or float in [0, 1] (checked by the caller), or a list of
@@ -133,31 +196,75 @@ class TensorBackend:
             c, hw, device, per_in = x[0].shape[0], None, x[0].device, 0  # a ragged list is read one image at a time
         else:
             c, hw, device, per_in = x.shape[1], (x.shape[2], x.shape[3]), x.device, x[0].numel() if len(x) else 0
+        ws = self._local.ws = self._workspace(device)
         ho, wo = output_size(self.ops, self.steps, hw)
-        out = self._ws.output((bsz, c, ho, wo), device)
+        out = ws.output((bsz, c, ho, wo), device)
         if out.numel() == 0:
             return out
         if isinstance(x, list) and device.type != "cpu":  # the GPU path: one padded batch, per-sample sizes in the grid
             sizes = torch.tensor([t.shape[1:] for t in x], device=device)
             self._run(_pad(x), params, out, sizes)
             return out
+        fused = not isinstance(x, list) and self._fused_use(x)
         per = max(c * ho * wo, per_in)
-        rows = max(1, BLOCK_BYTES // (4 * per)) if device.type == "cpu" else bsz
+        rows = max(1, BLOCK_BYTES // (4 * per)) if device.type == "cpu" and not fused else bsz
         for i in range(0, bsz, rows):  # on CPU, blocks of samples whose passes stay in cache
             part = params.select(slice(i, i + rows)) if rows < bsz else params
-            self._run(x[i : i + rows], part, out[i : i + rows], None)
+            self._run(x[i : i + rows], part, out[i : i + rows], None, fused)
         return out
 
-    def _run(self, x: Tensor | list[Tensor], params: Params, out: Tensor, sizes: Tensor | None) -> None:
+    def _run(self, x: Tensor | list[Tensor], params: Params, out: Tensor, sizes: Tensor | None, fused: bool = False) -> None:
         first = x[0] if isinstance(x, list) else x
+        self._local.ws = self._workspace(first.device)
         v = _Value(x, 1.0 / 255 if first.dtype == torch.uint8 else 1.0, 0.0)  # type: ignore[arg-type]
-        for n, step in enumerate(self.steps):
-            if step.kind not in ("flip", "perm", "warp") and v.w.dtype != torch.float32:  # convert by copy: mixed-dtype math is slow on CPU
-                v = _Value(self._ws.get("in", tuple(v.w.shape), torch.float32, v.w.device).copy_(v.w), v.a, v.b, mine=True)
-            v = getattr(self, "_" + step.kind)(step, v, params, out if n == len(self.steps) - 1 else None, sizes)
-            sizes = None
+        last = len(self.steps) - 1
+        for k, run in enumerate(self.runs):
+            geo = self._geometry(k, v, params) if fused else None
+            if fused and self._covered(run, v.w, geo is not None):
+                size = tuple(geo.size) if geo is not None else tuple(v.w.shape[2:])
+                shape = (v.w.shape[0], v.w.shape[1], *size)
+                dst = out if run[-1] == last else self._ws.get(f"fused{k % 2}", shape, torch.float32, out.device)
+                part = lambda shape, d=out.device: self._ws.get("partials", shape, torch.float32, d)  # noqa: E731
+                v = _Value(self._fused_run(k)(v.w, v.a, v.b, params, dst, part, geo), 1.0, 0.0, mine=True)
+                continue
+            for n in run:
+                step = self.steps[n]
+                if step.kind not in ("flip", "perm", "warp") and v.w.dtype != torch.float32:  # convert by copy: mixed-dtype math is slow on CPU
+                    v = _Value(self._ws.get("in", tuple(v.w.shape), torch.float32, v.w.device).copy_(v.w), v.a, v.b, mine=True)
+                v = getattr(self, "_" + step.kind)(step, v, params, out if n == last else None, sizes)
+                sizes = None
         if v.w is not out:
             _affine(v.w, v.a, v.b, out)  # a scale/offset is left (or no step ran)
+
+    def _covered(self, run: tuple[int, ...], w: Tensor, matrix: bool = False) -> bool:
+        return fz.covers([self.ops[i] for n in run for i in self.steps[n].indices], w.shape[1], w.dtype, matrix)
+
+    def _geometry(self, k: int, v: _Value, params: Params) -> fz.Geometry | None:
+        """Run ``k``'s matrices and output size from the torch side, for geometric ops the kernel cannot
+        compose itself (``fz.GEOMETRIC``); None when the kernel composes them (or the run has none).
+
+        The hook for general geometry: return ``fz.Geometry(inv, size, border, fill, interpolation)``.
+        """
+        return None
+
+    def _fused_run(self, k: int) -> fz.FusedRun:
+        got = self._fused_runs.get(k)
+        if got is None:
+            indices = tuple(i for n in self.runs[k] for i in self.steps[n].indices)
+            got = self._fused_runs[k] = fz.FusedRun(self.ops, indices)
+        return got
+
+    def _normalize_consts(self, step: _Step, c: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        """Normalize's mean and std as (C,) float32 on ``device``, made once (no host copy per call)."""
+        key = (step.indices[0], c, device)
+        got = self._consts.get(key)
+        if got is None:
+            op = self.ops[step.indices[0]]
+            assert isinstance(op, Normalize)
+            mean = torch.tensor(op.mean, dtype=torch.float32).expand(c).contiguous().to(device)
+            std = torch.tensor(op.std, dtype=torch.float32).expand(c).contiguous().to(device)
+            got = self._consts[key] = (mean, std)
+        return got
 
     def _dst(self, v: _Value, out: Tensor | None) -> _Value:
         """Where an elementwise step writes: ``out`` if last, else in place if we may."""
@@ -252,7 +359,7 @@ class TensorBackend:
         m = F.grey_mean(v.w).mul_(v.a)  # (B,) mean grey in [0, 1], before dst may overwrite w
         if v.b:
             m.add_(v.b)
-        f = torch.where(p["apply"], p["factor"].float(), 1.0)
+        f = F.masked(p["factor"], p["apply"], 1.0)
         scale = (f * v.a)[:, None, None, None]
         shift = m.mul_(1 - f)  # true = f * (a w + b) + m (1 - f)
         if v.b:
@@ -266,13 +373,13 @@ class TensorBackend:
         p = params[step.indices[0]]
         bsz, n = v.w.shape[0], v.w[0].numel()
         half = (n + 1) // 2
-        rows = min(bsz, F.noise_block_rows(n))
+        rows = min(bsz, F.noise_block_rows(n, v.w.device))
         work = (
             self._ws.get("nz_h", (rows, half), torch.int32, v.w.device),
             self._ws.get("nz_t", (rows, half), torch.int32, v.w.device),
             self._ws.get("nz_r", (rows, half), torch.float32, v.w.device),
         )
-        std = torch.where(p["apply"], p["std"].float(), 0.0)
+        std = F.masked(p["std"], p["apply"], 0.0)
         d = self._dst(v, out)
         if d.w is v.w:  # in place: the field needs its own buffer
             field = self._ws.get("field", tuple(v.w.shape), torch.float32, v.w.device)
@@ -298,11 +405,7 @@ class TensorBackend:
         return d
 
     def _normalize(self, step: _Step, v: _Value, params: Params, out: Tensor | None, sizes: Tensor | None = None) -> _Value:
-        op = self.ops[step.indices[0]]
-        assert isinstance(op, Normalize)
-        c = v.w.shape[1]
-        mean = torch.tensor(op.mean, device=v.w.device).expand(c)
-        std = torch.tensor(op.std, device=v.w.device).expand(c)
+        mean, std = self._normalize_consts(step, v.w.shape[1], v.w.device)
         d = self._dst(v, out)
         _affine(v.w, (v.a / std)[None, :, None, None], ((v.b - mean) / std)[None, :, None, None], d.w)
         return d

@@ -24,6 +24,7 @@ from .datasets import (
     collate_uint8,
     current_rank,
     epoch_base,
+    item_targets,
     sample_key,
     split_item,
     to_chw_uint8,
@@ -154,26 +155,37 @@ class DeviceLoader:
         yield from (self._iter_cuda if self.device.type == "cuda" else self._iter_plain)(gen, base)
         self.epoch = epoch + 1  # only an epoch iterated to the end counts
 
-    def _augment(self, images: Tensor | list[Tensor], index: Tensor | None, gen: torch.Generator, base: int) -> Tensor:
+    def _augment(self, images: Tensor | list[Tensor], index: Tensor | None, gen: torch.Generator, base: int,
+                 batch: Any = None, put: Callable[[Any], Any] | None = None) -> Any:
+        """The augmented batch: ``put`` rebuilds it around the new images; dict targets move too."""
         n = len(images)  # a list: images of mixed sizes
         if index is None:
             params = self.pipe.sample(n, self.device, generator=gen)
         else:
             params = self.pipe.sample(n, self.device, keys=item_keys(base, index.to(self.device)))
-        return self.pipe(images, params=params)
+        targets = item_targets(batch)
+        if not targets:
+            out = self.pipe(images, params=params)
+            return out if put is None else put(out)
+        if "mask" in targets:
+            targets["masks"] = targets.pop("mask").to(self.device, non_blocking=True)
+        res = self.pipe(images, params=params, **targets)
+        if "masks" in res:
+            res["mask"] = res.pop("masks")
+        return {**batch, self.image_key: res.pop("image"), **res}
 
     def _iter_plain(self, gen: torch.Generator, base: int) -> Iterator[Any]:
         for batch in self.loader:
             batch, index = _unindex(batch)
             images, put = _batch_images(batch, self.image_key)
             moved = [t.to(self.device) for t in images] if isinstance(images, list) else images.to(self.device)
-            yield put(self._augment(moved, index, gen, base))
+            yield self._augment(moved, index, gen, base, batch, put)
 
     def _iter_cuda(self, gen: torch.Generator, base: int) -> Iterator[Any]:
         copy_stream = torch.cuda.Stream(self.device)
         batches = iter(self.loader)
 
-        def start_next() -> tuple[Any, Tensor | None, Callable[[Any], Any]] | None:
+        def start_next() -> tuple[Any, Tensor | None, Callable[[Any], Any], Any] | None:
             batch = next(batches, None)
             if batch is None:
                 return None
@@ -183,18 +195,18 @@ class DeviceLoader:
             parts = [t.pin_memory() if t.device.type == "cpu" and not t.is_pinned() else t for t in parts]
             with torch.cuda.stream(copy_stream):
                 on_device = [t.to(self.device, non_blocking=True) for t in parts]  # uint8 over the bus
-            return (on_device if isinstance(images, list) else on_device[0]), index, put
+            return (on_device if isinstance(images, list) else on_device[0]), index, put, batch
 
         nxt = start_next()
         while nxt is not None:
-            images, index, put = nxt
+            images, index, put, batch = nxt
             compute = torch.cuda.current_stream(self.device)
             compute.wait_stream(copy_stream)
             for t in images if isinstance(images, list) else [images]:
                 t.record_stream(compute)  # its memory belongs to the compute stream now
-            out = self._augment(images, index, gen, base)  # queued on the GPU
+            out = self._augment(images, index, gen, base, batch, put)  # queued on the GPU
             nxt = start_next()  # host fetch + copy of the next batch overlap that work
-            yield put(out)
+            yield out
 
 
 def _unindex(batch: Any) -> tuple[Any, Tensor | None]:
