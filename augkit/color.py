@@ -149,12 +149,14 @@ def equalize(x: Tensor) -> Tensor:
 
     Per channel: ``step = (N - count of the top level) // 255``; level i maps to
     ``(step // 2 + #pixels below i) // step`` (capped at 255); step 0 leaves it as is.
-    All histograms in one ``bincount`` over (sample, channel) offsets.
+    All histograms in one ``scatter_add_`` over (sample, channel) offsets.
     """
     b, c, h, w = x.shape
     v = _levels(x).view(b * c, h * w).long()  # (BC, HW)
     offs = torch.arange(b * c, device=x.device)[:, None] * 256
-    hist = torch.bincount((v + offs).view(-1), minlength=b * c * 256).view(b * c, 256)
+    hist = torch.zeros(b * c * 256, dtype=torch.int64, device=x.device)  # scatter_add: no host sync (bincount has one)
+    hist.scatter_add_(0, (v + offs).view(-1), torch.ones(1, dtype=torch.int64, device=x.device).expand(v.numel()))
+    hist = hist.view(b * c, 256)
     top = v.amax(dim=1, keepdim=True)  # (BC, 1) the largest level present
     step = (h * w - hist.gather(1, top)) // 255  # (BC, 1)
     below = hist.cumsum(1) - hist  # pixels strictly below each level

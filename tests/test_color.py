@@ -315,3 +315,17 @@ def test_albumentations_grey_images_and_compose(photos):
     compose = ak.Pipeline(ALL_OPS, seed=0).to_albumentations()
     out = compose(image=photos["chelsea"][:80, :80])["image"]
     assert out.shape == (80, 80, 3) and out.dtype == np.uint8
+
+
+@pytest.mark.parametrize(
+    "op",
+    [*ALL_OPS, ak.OneOf([ak.Invert(), ak.Hue()]), ak.SomeOf([ak.Gamma(), ak.Solarize()]), ak.RandAugment(), ak.TrivialAugment()],
+    ids=lambda o: type(o).__name__,
+)
+def test_off_cpu_path_has_no_host_sync_and_a_batch_independent_op_count(op):
+    from augkit.bench.opcount import count_pipeline_ops
+
+    pipe = ak.Pipeline([op], seed=0)
+    # on a meta batch a host sync (nonzero, item, bincount's max) raises; the op count must not grow with B
+    counts = {b: count_pipeline_ops(pipe, (b, 3, 32, 32)) for b in (8, 32)}
+    assert counts[8].ops == counts[32].ops and counts[8].by_name == counts[32].by_name
