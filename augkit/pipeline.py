@@ -13,7 +13,18 @@ from torch.utils.data import get_worker_info
 
 from .backends.tensor import TensorBackend, output_size
 from .imageconv import pil_to_array
-from .ops import FLOAT_TOLERANCE, Contrast, Normalize, Op, Rot90, SizingOp, check_channels, op_from_dict
+from .ops import (
+    FLOAT_TOLERANCE,
+    Contrast,
+    Normalize,
+    Op,
+    Rot90,
+    SizingOp,
+    check_channels,
+    leaf_params,
+    leaves,
+    op_from_dict,
+)
 from .params import Params
 from .random import KEY_HIGH, Draw, sample_key
 from .targets import check_min_visibility, check_targets, transform_targets
@@ -79,7 +90,7 @@ class Pipeline:
         self.check = check
         self._checked: set[torch.device] = set()  # devices whose first float input was checked
         self._generators: dict[tuple[torch.device, int | None], torch.Generator] = {}
-        self._tensor = TensorBackend(ops, fused=fused)
+        self._tensor = TensorBackend(leaves(ops), fused=fused)  # containers (OneOf, ...) run as their children
         self._albu: AlbuBackend | None = None  # built on first numpy call
 
     def __repr__(self) -> str:
@@ -281,14 +292,14 @@ class Pipeline:
         else:
             params = self._check_params(params, xb.shape[0], xb.device)
         params = self.fill_sized(params, (xb.shape[2], xb.shape[3]))
-        y = self._tensor(xb, params)
+        y = self._tensor(xb, _leaf_params(self.ops, params))
         return (y[0] if single else y), params
 
     def sets_size_first(self) -> bool:
         """Whether the first op(s) form a geometric run with a sizing op: images of mixed sizes are welcome."""
         steps = self._tensor.steps
         return bool(steps) and steps[0].kind == "warp" and steps[0].indices[0] == 0 and any(
-            isinstance(self.ops[i], SizingOp) for i in steps[0].indices
+            isinstance(self._tensor.ops[i], SizingOp) for i in steps[0].indices
         )
 
     def _call_list(self, xs: list[Tensor], params: Params | None) -> tuple[Tensor, Params]:
@@ -319,7 +330,7 @@ class Pipeline:
         else:
             params = self._check_params(params, n, first.device)
         params = self.fill_sized(params, torch.tensor(sizes, device=first.device))
-        return self._tensor(xs, params), params
+        return self._tensor(xs, _leaf_params(self.ops, params)), params
 
     def compile(self, example: Tensor, *, copy: bool = True) -> Any:
         """This pipeline's call for ``example``'s shape, dtype and CUDA device as one CUDA graph.
@@ -389,7 +400,7 @@ class Pipeline:
                 f"tensors must be channels-first: pass {perm}"
             )
         check_channels(self.ops, c, f"x of shape {tuple(x.shape)}")
-        output_size(self.ops, self._tensor.steps, (h, w))  # raises for Rot90 on non-square without a sizing op
+        output_size(self._tensor.ops, self._tensor.steps, (h, w))  # raises for Rot90 on non-square without a sizing op
         if xb.dtype.is_floating_point and xb.numel() and self._wants_check(xb.device):
             lo_t, hi_t = torch.aminmax(xb)
             lo, hi = float(lo_t), float(hi_t)
@@ -481,6 +492,14 @@ class Pipeline:
             return cls.from_dict(d)
         except (ValueError, TypeError) as e:
             raise ValueError(f"{where}: {e}") from None
+
+
+def _leaf_params(ops: list[Op], params: Params) -> Params:
+    """``params`` as the tensor backend's leaf ops (containers flattened) take them."""
+    if len(leaves(ops)) == len(ops):
+        return params
+    values = leaf_params(ops, params.values)
+    return Params(tuple(type(op).__name__ for op in leaves(ops)), tuple(values))
 
 
 MAX_YAML_NODES = 10_000  # a pipeline is a few dozen nodes; aliases may not blow it up

@@ -300,6 +300,11 @@ class AugkitNormalize(A.ImageOnlyTransform):
 
 
 def _transform(op: Op, salt: int) -> A.BasicTransform:
+    from .albu_color import transform_for  # photometric ops and containers (it imports this module)
+
+    t = transform_for(op, salt, _transform)
+    if t is not None:
+        return t
     if isinstance(op, HorizontalFlip):
         return AugkitHorizontalFlip(p=op.p, salt=salt)
     if isinstance(op, VerticalFlip):

@@ -27,6 +27,7 @@ from ..device import resolve_device
 from ..images import sample_batch
 from ..pipeline import Pipeline, default_pipeline
 from . import peers as P
+from .color import color_cases, color_targets
 
 __all__ = ["PEERS", "run_bench", "resolve_device", "machine_info", "bandwidth_bound_s", "check_output", "median_seconds"]
 
@@ -397,6 +398,8 @@ def run_bench(sizes: tuple[int, ...] = (32, 224), batch_size: int = 64, device: 
             bounds[size] = {"size": size, "batch_size": batch_size, "median_s": t, "img_s": batch_size / t,
                             "gb_s": x.numel() * 5 / t / 1e9}
             rows += _peer_cases(size, batch_size, dev, x, imgs, pipe, tuple(peers), ref, workers, cfg, sync)
+        if dev.type != "cuda":  # issue 12's photometric case (CPU)
+            rows += color_cases(size, batch_size, dev, x, imgs, tuple(peers), cfg, sync)
         if "albumentations" in peers:
             rows += _overhead_cases(size, imgs, default_pipeline(seed), cfg)
             rows += _loader_cases(size, batch_size, device, imgs, default_pipeline(seed), x, ref, workers, cfg, sync)
@@ -413,7 +416,7 @@ def run_bench(sizes: tuple[int, ...] = (32, 224), batch_size: int = 64, device: 
                                              "peers": list(peers), "workers": workers, "quick": quick, "seed": seed, **cfg},
               "bounds": [bounds[s] for s in sizes], "rows": rows}
     _add_ratios(result)
-    result["targets"] = targets(result)
+    result["targets"] = targets(result) + color_targets(result)
     return result
 
 
@@ -443,7 +446,7 @@ def _add_ratios(result: dict) -> None:
     """ratio = (augkit's images/s) / (this case's) within a size and group; pct_bound = % of the copy bound."""
     by = {(r["size"], r["case"]): r for r in result["rows"] if r["status"] == "ok"}
     base = {"batched": "augkit", "overhead": "albu-backend", "loader": "loader-augkit", "recipe": "recipe-augkit",
-            "targets": "det-image"}
+            "targets": "det-image", "color": "color-augkit"}
     bound = {b["size"]: b["img_s"] for b in result["bounds"]}
     for r in result["rows"]:
         ours = by.get((r["size"], base[r["group"]]))

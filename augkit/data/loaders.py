@@ -40,6 +40,7 @@ CPU_TENSOR_MAX_PIXELS = 96 * 96
 
 _SHUFFLE_STREAM = -1  # sample_key tags: keep shuffle order and unindexed batches apart from per-index keys
 _DEVICE_STREAM = -2
+_MIX_STREAM = -3
 
 
 class IndexedBatch(NamedTuple):
@@ -275,8 +276,9 @@ class Loader:
     """What ``loader`` returns: iterate it per epoch; ``backend`` says which path it took."""
 
     def __init__(self, data_loader: DataLoader, inner: DeviceLoader | AugmentedDataset, backend: str,
-                 device: torch.device, seed: int, shuffle_gen: torch.Generator | None) -> None:
+                 device: torch.device, seed: int, shuffle_gen: torch.Generator | None, mix: Any = None) -> None:
         self.data_loader = data_loader
+        self.mix = mix
         self.inner = inner
         self.backend = backend
         self.device = device
@@ -304,8 +306,24 @@ class Loader:
         sampler = self.data_loader.sampler
         if isinstance(self.inner, AugmentedDataset) and hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
-        yield from (self.inner if isinstance(self.inner, DeviceLoader) else self._finisher)
+        it = self.inner if isinstance(self.inner, DeviceLoader) else self._finisher
+        yield from (it if self.mix is None else self._mixed(iter(it), epoch))
         self.epoch = epoch + 1  # only an epoch iterated to the end counts; a peek does not
+
+    def _mixed(self, it: Iterator[Any], epoch: int) -> Iterator[Any]:
+        """Batches through ``self.mix`` (after augmentation): (images, labels, ...) -> (mixed, soft labels, ...)."""
+        gen = torch.Generator(device=self.device).manual_seed(sample_key(_MIX_STREAM, self.seed, self.mix.seed, epoch))
+        for batch in it:
+            if isinstance(batch, dict):
+                if "label" not in batch:
+                    raise KeyError(f"mix= needs the labels of each batch; a dict batch has keys {list(batch)}, expected 'label'")
+                x, y = self.mix(batch[self.inner.image_key], batch["label"].to(self.device), generator=gen)
+                yield {**batch, self.inner.image_key: x, "label": y}
+            elif isinstance(batch, (tuple, list)) and len(batch) >= 2:
+                x, y = self.mix(batch[0], batch[1].to(self.device), generator=gen)
+                yield (x, y, *batch[2:])
+            else:
+                raise TypeError("mix= needs batches of (images, labels, ...) or dicts with 'label'; the dataset yields images only")
 
 
 def loader(
@@ -322,6 +340,7 @@ def loader(
     sampler: Any = None,
     drop_last: bool = False,
     rank: int | None = None,
+    mix: Any = None,
 ) -> Loader:
     """A loader of augmented batches: ``for images, targets in loader(...)``.
 
@@ -337,6 +356,8 @@ def loader(
         sampler: e.g. a ``DistributedSampler`` (then ``shuffle`` is the sampler's business);
             ``set_epoch`` is forwarded to it.
         rank: distributed rank mixed into the keys; ``None`` reads torch.distributed.
+        mix: ``ak.MixUp`` / ``ak.CutMix`` applied to each augmented batch: labels come out as
+            (B, num_classes) soft labels on the device; seeded by (seed, mix.seed, epoch).
 
     Images come out float32 (B, C, H, W) on the device; targets are collated, not moved.
     Item i at epoch e gets the same params on every path (tensor or Albumentations, CPU or
@@ -378,4 +399,6 @@ def loader(
     else:  # workers augment per image and stack uint8; the main process converts to float once
         inner = AugmentedDataset(dataset, pipe, image_key=image_key, rank=rank, seed=seed, output="uint8")
         dl = DataLoader(inner, sampler=EpochSampler(sampler, inner), **common)
-    return Loader(dl, inner, backend, dev, seed, shuffle_gen)
+    if mix is not None and not callable(getattr(mix, "sample", None)):
+        raise TypeError(f"mix must be an ak.MixUp or ak.CutMix, got {type(mix).__name__}")
+    return Loader(dl, inner, backend, dev, seed, shuffle_gen, mix)
