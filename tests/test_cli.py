@@ -174,3 +174,95 @@ def test_missing_extras_are_named_before_any_work(monkeypatch, capsys, tmp_path)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
     assert main(["bench", "--plot", str(tmp_path / "p.png"), "--quick"]) == 1
     assert capsys.readouterr().err == "augkit bench: error: --plot needs matplotlib: pip install 'augkit[bench]'\n"
+
+
+def _square_reference(path: Path, side: int = 160):
+    """What the demo's preview tile should be, by PIL directly: shorter side to ``side``, centre cut."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        w, h = im.size
+        s = side / min(w, h)
+        nw, nh = max(side, round(w * s)), max(side, round(h * s))
+        im = im.resize((nw, nh), Image.Resampling.BILINEAR)
+        left, top = (nw - side) // 2, (nh - side) // 2
+        return np.asarray(im.crop((left, top, left + side, top + side)))
+
+
+def test_demo_previews_a_pipeline_file_on_a_folder_of_mixed_sizes(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(rng.integers(0, 256, (90, 200, 3), dtype=np.uint8)).save(folder / "a_wide.png")
+    Image.fromarray(rng.integers(0, 256, (300, 120), dtype=np.uint8)).save(folder / "b_tall_grey.png")  # 1 channel
+    (folder / "notes.txt").write_text("not an image")
+    yaml_file = tmp_path / "pipe.yaml"
+    yaml_file.write_text("seed: 3\nops:\n- name: HorizontalFlip\n  p: 1.0\n- name: Invert\n  p: 1.0\n")
+    out = tmp_path / "preview.png"
+    assert main(["demo", "--pipeline", str(yaml_file), "--images", str(folder), "--out", str(out), "--no-timing", "-v"]) == 0
+    printed = capsys.readouterr().out
+    assert f"preview grid (2 image(s) from {folder}, then 5 augmented copies each)" in printed
+    assert "HorizontalFlip(p=1.0)" in printed and "throughput" not in printed
+    grid = np.asarray(Image.open(out))
+    cell, pad = 160 + 4, 4
+    assert grid.shape == (2 * cell + pad, 6 * cell + pad, 3)
+    for i, name in enumerate(("a_wide.png", "b_tall_grey.png")):  # rows in name order
+        want = _square_reference(folder / name)
+        y = pad + i * cell
+        assert np.array_equal(grid[y : y + 160, pad : pad + 160], want)
+        for k in range(1, 6):  # every copy: flipped, then inverted (exact on uint8)
+            x = pad + k * cell
+            assert np.array_equal(grid[y : y + 160, x : x + 160], 255 - want[:, ::-1])
+
+
+def test_demo_pipeline_with_a_sizing_op_and_normalize_on_the_bundled_photos(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    yaml_file = tmp_path / "pipe.yaml"
+    yaml_file.write_text("ops:\n- name: Resize\n  size: 48\n- name: Normalize\n")
+    out = tmp_path / "p.png"
+    assert main(["demo", "--pipeline", str(yaml_file), "--out", str(out), "--max-images", "2", "--size", "32",
+                 "--batch-size", "4", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "the bundled photographs" in printed and "augkit" in printed and "Kornia is compared on the default" in printed
+    grid = np.asarray(Image.open(out))
+    assert grid.shape == (2 * 164 + 4, 6 * 164 + 4, 3)  # cells as large as the larger tile (the 160 originals)
+    tile = grid[4 : 4 + 48, 4 + 164 : 4 + 164 + 48]
+    assert tile.std() > 10  # a picture (Normalize left out of the preview), not a saturated block
+    assert (grid[4 + 48 : 4 + 160, 4 + 164 : 4 + 328] == 255).all()  # the rest of a 48x48 tile's cell is background
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--images", "NOPE"], "images 'NOPE' is not a folder"),
+        (["--pipeline", "NOPE.yaml"], "pipeline 'NOPE.yaml' is not a file"),
+        (["--max-images", "0"], "argument --max-images: expected an integer >= 1, got 0"),
+        (["--images", "EMPTY"], "holds no images"),
+    ],
+)
+def test_demo_preview_argument_errors_are_one_line_exit_2(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "EMPTY").mkdir()
+    try:
+        code = main(["demo", "--no-timing", "--out", str(tmp_path / "x.png"), *argv])
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("augkit demo: error: ") and message in err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_demo_unreadable_image_is_one_line_exit_1(tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "broken.png").write_bytes(b"not a png")
+    assert main(["demo", "--images", str(folder), "--out", str(tmp_path / "x.png"), "--no-timing"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot read image" in err and "broken.png" in err

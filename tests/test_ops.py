@@ -1,5 +1,6 @@
 """Op specs: argument checks, serialization, and the distributions they sample."""
 
+import re
 import subprocess
 import sys
 
@@ -115,3 +116,66 @@ def test_positional_arguments_are_the_op_values():
     assert ak.HorizontalFlip(0.3).p == 0.3  # as torchvision's RandomHorizontalFlip(p)
     with pytest.raises(TypeError):
         ak.Zoom((0.7, 1.1), 0.5)  # p and fill are keyword-only
+
+
+def _scalar_table() -> list[tuple[str, str, str, str]]:
+    """(argument, meaning, example, builds) rows of docs/ops.md's "One number for a range" table."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "ops.md").read_text()
+    section = text.split("### One number for a range", 1)[1].split("\n#", 1)[0]
+    rows = re.findall(r"^\| `([\w.]+)` \| ([^|]+) \| `([^`]+)` \| `([^`]+)` \|$", section, flags=re.M)
+    return [(arg, meaning.strip(), example, builds) for arg, meaning, example, builds in rows]
+
+
+_SCALAR_ROWS = _scalar_table()
+
+
+def test_scalar_table_is_there():
+    assert len(_SCALAR_ROWS) >= 19  # the parser found the table (a renamed heading must not empty it)
+
+
+@pytest.mark.parametrize(("arg", "meaning", "example", "builds"), _SCALAR_ROWS, ids=[r[0] for r in _SCALAR_ROWS])
+def test_documented_scalar_range(arg, meaning, example, builds):
+    import ast
+
+    cls_name, field = arg.split(".")
+    op = eval(example, {name: getattr(ak, name) for name in dir(ak) if not name.startswith("_")})  # noqa: S307 (our docs)
+    assert type(op).__name__ == cls_name
+    want = ast.literal_eval(builds)
+    assert getattr(op, field) == pytest.approx(want)
+    # the meaning column, applied by hand to the example's number, gives the same range
+    x = float(re.search(r"[=(]([\d.]+)\)$", example).group(1))  # the example's one number, e.g. 15 in Rotate(15)
+    by_hand = {
+        "(-x, x)": (-x, x), "(-x, x), 0 <= x <= 0.5": (-x, x), "(max(0, 1 - x), 1 + x)": (max(0.0, 1 - x), 1 + x),
+        "(0, x)": (0.0, x), "(x, x)": (x, x),
+    }[meaning]  # fmt: skip
+    assert by_hand == pytest.approx(want)
+
+
+def test_no_undocumented_argument_takes_one_number():
+    """Every (lo, hi) field that accepts one number is in the table; the rest reject it with a clear error."""
+    import dataclasses
+
+    documented = {row[0] for row in _SCALAR_ROWS}
+    checked = []
+    for name, cls in OPS.items():
+        if issubclass(cls, ak.ops.compose.Container):
+            continue  # SomeOf.n is in the table; OneOf has no range
+        for f in dataclasses.fields(cls):
+            default = f.default
+            is_range = (isinstance(default, tuple) and len(default) == 2) or "tuple[float, float]" in str(f.type)
+            if f.name == "size" or name == "Normalize" or not is_range:
+                continue  # output sizes take one int s = (s, s); Normalize's mean/std are per channel, not ranges
+            accepted = []
+            for x in (0.1, 1, 4):
+                try:
+                    cls(**{f.name: x})
+                    accepted.append(x)
+                except ValueError as e:
+                    assert f"{name}.{f.name}" in str(e)  # the error names the argument
+            key = f"{name}.{f.name}"
+            assert bool(accepted) == (key in documented), key
+            checked.append(key)
+    assert {"ColorJitter.hue", "Zoom.scale", "Gamma.gamma", "Erasing.ratio"} <= set(checked)
