@@ -237,12 +237,29 @@ class TensorBackend:
         return fz.covers([self.ops[i] for n in run for i in self.steps[n].indices], w.shape[1], w.dtype, matrix)
 
     def _geometry(self, k: int, v: _Value, params: Params) -> fz.Geometry | None:
-        """Run ``k``'s matrices and output size from the torch side, for geometric ops the kernel cannot
-        compose itself (``fz.GEOMETRIC``); None when the kernel composes them (or the run has none).
-
-        The hook for general geometry: return ``fz.Geometry(inv, size, border, fill, interpolation)``.
+        """Run ``k``'s output -> input matrices and output size from the torch side, for geometric ops
+        the kernel cannot compose itself (``fz.GEOMETRIC``); None when the kernel composes them, the
+        run has none, or the fused kernel cannot resample it (a crop's clip box, antialiasing):
+        then the run takes the torch path.
         """
-        return None
+        step = self.steps[self.runs[k][0]]
+        if step.kind not in ("perm", "warp") or isinstance(v.w, list):
+            return None
+        ops = [self.ops[i] for i in step.indices]
+        if step.kind == "perm":  # flips and quarter turns: integer source pixels, read exactly
+            border, fill, interp = "constant", 0.0, "nearest"
+        else:
+            assert step.style is not None
+            border, fill, interp, antialias = step.style
+            if all(type(op) in fz.GEOMETRIC for op in ops) or (antialias and step.separable):
+                return None
+        run_ops = [self.ops[i] for n in self.runs[k] for i in self.steps[n].indices]
+        if not fz.covers(run_ops, v.w.shape[1], v.w.dtype, matrix=True):
+            return None
+        rm = G.compose(ops, [params[i] for i in step.indices], (v.w.shape[2], v.w.shape[3]), clip=step.separable)
+        if rm.clip is not None:  # taps clamped to a crop box: not in the kernel
+            return None
+        return fz.Geometry(rm.inverse(), rm.out_hw, border, fill, interp)
 
     def _fused_run(self, k: int) -> fz.FusedRun:
         got = self._fused_runs.get(k)
