@@ -138,7 +138,7 @@ def _expand(args: argparse.Namespace) -> int:
             include_original=args.include_original, shard=args.shard, workers=args.workers,
             batch_size=args.batch_size, device=args.device, format=args.format, quality=args.quality,
             on_error=args.on_error, overwrite=args.overwrite, progress=not args.quiet,
-            max_pixels=args.max_pixels, prune=args.prune,
+            max_pixels=args.max_pixels, prune=args.prune, annotations=args.annotations,
         )  # fmt: skip
     except (ValueError, TypeError, OSError, RuntimeError, ExpandError) as e:
         print(f"augkit expand: error: {e}", file=sys.stderr)
@@ -253,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune", action="store_true", help="remove outputs of sources no longer in SRC")
     p.add_argument("--on-error", default="fail", choices=["fail", "skip"], help="what to do with unreadable images")
     p.add_argument("--overwrite", action="store_true", help="replace a DST made with other settings")
+    p.add_argument("--annotations", default=None, help="JSON Lines of masks/boxes/keypoints per source (docs/targets.md)")
     p.set_defaults(func=_expand)
 
     p = add("study", "train small CNNs on digits with each remedy for overfitting; write a report", STUDY_DESCRIPTION)

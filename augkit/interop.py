@@ -264,8 +264,9 @@ def _serialize(t: Any) -> dict[str, Any]:
         d["p"] = t.p
         d["transforms"] = [_serialize(c) for c in t.transforms]
         processors = getattr(t, "processors", None) or {}
-        d["bbox_params"] = "bboxes" in processors or None
-        d["keypoint_params"] = "keypoints" in processors or None
+        for key, proc in (("bbox_params", "bboxes"), ("keypoint_params", "keypoints")):  # A.to_dict keeps the format
+            params = getattr(processors.get(proc), "params", None)
+            d[key] = None if proc not in processors else {"format": getattr(params, "format", None)}
         return d
     try:
         d.update(t.get_transform_init_args())
@@ -283,9 +284,11 @@ def _walk(node: Mapping[str, Any], pos: str, ops: list[Op], bad: list[tuple[str,
     if name in _CONTAINERS:
         if float(node.get("p", 1.0)) != 1.0:
             bad.append((pos or "top", name, f"p={node['p']}: a whole group applied at random has no augkit equivalent"))
-        for key in ("bbox_params", "keypoint_params"):
-            if node.get(key):
-                bad.append((pos or "top", name, f"{key} set: augkit pipelines carry images only"))
+        for key, fmt in (("bbox_params", "pascal_voc"), ("keypoint_params", "xy")):  # what augkit's targets take
+            value = node.get(key)
+            got = value.get("format") if isinstance(value, Mapping) else None
+            if value and got != fmt:
+                bad.append((pos or "top", name, f"{key} format {got!r}: augkit's targets take {fmt!r} (docs/targets.md); convert them first"))
         for i, child in enumerate(node.get("transforms", [])):
             _walk(child, f"{pos}.{i}" if pos else str(i), ops, bad, warn)
         return

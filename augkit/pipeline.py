@@ -13,9 +13,21 @@ from torch.utils.data import get_worker_info
 
 from .backends.tensor import TensorBackend, output_size
 from .imageconv import pil_to_array
-from .ops import FLOAT_TOLERANCE, Contrast, Normalize, Op, Rot90, SizingOp, check_channels, op_from_dict
+from .ops import (
+    FLOAT_TOLERANCE,
+    Contrast,
+    Normalize,
+    Op,
+    Rot90,
+    SizingOp,
+    check_channels,
+    leaf_params,
+    leaves,
+    op_from_dict,
+)
 from .params import Params
 from .random import KEY_HIGH, Draw, sample_key
+from .targets import check_min_visibility, check_targets, transform_targets
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -34,6 +46,9 @@ class Pipeline:
     Args:
         ops: op specs, applied in order. ``Normalize``, if present, must be last.
         seed: seeds the pipeline's generators (one per device); ``None`` draws a random seed.
+        mask_fill: the mask value where a geometric op brings in area from outside the image.
+        min_visibility: boxes whose visible fraction falls below this are dropped (0: only
+            boxes with no area left). See docs/targets.md.
         check: when float input is checked to lie in [0, 1], which on an accelerator costs a host
             sync: "always", "first" (the first float call per device), "never", or "auto"
             ("always" on the CPU, "first" elsewhere).
@@ -41,10 +56,14 @@ class Pipeline:
             under ``TRITON_INTERPRET=1``; for tests) or "never" (the torch path only).
 
     Call it on a (B, C, H, W) or (C, H, W) tensor (uint8, or float in [0, 1]) on any device
-    to get float32 on the same device, each sample with its own random parameters.
+    to get float32 on the same device, each sample with its own random parameters. With target
+    keywords (``masks``, ``boxes``, ``keypoints``, ``labels``) it returns a dict instead.
     """
 
-    def __init__(self, ops: Sequence[Op], seed: int | None = None, *, check: str = "auto", fused: str = "auto") -> None:
+    def __init__(
+        self, ops: Sequence[Op], seed: int | None = None, *, mask_fill: int = 0, min_visibility: float = 0.0,
+        check: str = "auto", fused: str = "auto",
+    ) -> None:
         if isinstance(ops, Op) or not isinstance(ops, (list, tuple)):
             hint = f"; wrap one op in a list: Pipeline([{type(ops).__name__}(...)])" if isinstance(ops, Op) else ""
             raise TypeError(f"ops must be a list of augkit ops (e.g. [ak.Zoom()]), got {_short(ops)}{hint}")
@@ -60,19 +79,29 @@ class Pipeline:
             raise TypeError(f"seed must be an int or None, got {_short(seed)}")
         if not 0 <= seed < KEY_HIGH:  # every generator and key function takes it whole
             raise ValueError(f"seed must be in [0, 2**63), got {seed}")
+        if isinstance(mask_fill, bool) or not isinstance(mask_fill, int) or not 0 <= mask_fill <= 255:
+            raise ValueError(f"mask_fill must be an int in [0, 255], got {mask_fill!r}")
         if check not in CHECKS:
             raise ValueError(f"check must be one of {list(CHECKS)}, got {check!r}")
         self.ops = ops
         self.seed = seed
+        self.mask_fill = mask_fill
+        self.min_visibility = check_min_visibility(min_visibility)
         self.check = check
         self._checked: set[torch.device] = set()  # devices whose first float input was checked
         self._generators: dict[tuple[torch.device, int | None], torch.Generator] = {}
-        self._tensor = TensorBackend(ops, fused=fused)
+        self._tensor = TensorBackend(leaves(ops), fused=fused)  # containers (OneOf, ...) run as their children
         self._albu: AlbuBackend | None = None  # built on first numpy call
 
     def __repr__(self) -> str:
         inner = "".join(f"\n    {op!r}," for op in self.ops)
-        return f"Pipeline([{inner}\n], seed={self.seed})"
+        extra = "".join(f", {k}={v!r}" for k, v in self._target_options().items())
+        return f"Pipeline([{inner}\n], seed={self.seed}{extra})"
+
+    def _target_options(self) -> dict[str, Any]:
+        """The target options that differ from their defaults (so older dicts stay as they were)."""
+        opts = {"mask_fill": self.mask_fill, "min_visibility": self.min_visibility}
+        return {k: v for k, v in opts.items() if v != 0}
 
     # randomness -----------------------------------------------------------------------
     def generator(self, device: torch.device | str = "cpu") -> torch.Generator:
@@ -166,20 +195,93 @@ class Pipeline:
         self, x: np.ndarray | PILImage, *, params: Params | None = ..., return_params: Literal[True]
     ) -> tuple[np.ndarray, Params]: ...
     @overload
-    def __call__(self, x: Any, *, params: Params | None = ..., return_params: bool = ...) -> Any: ...
-    def __call__(self, x: Any, *, params: Params | None = None, return_params: bool = False) -> Any:
-        """Tensor (B,C,H,W)/(C,H,W) -> float32 tensor on its device; numpy HWC / PIL image -> numpy HWC."""
+    def __call__(
+        self, x: Any, *, params: Params | None = ..., return_params: bool = ..., masks: Any = ..., mask: Any = ...,
+        boxes: Any = ..., keypoints: Any = ..., labels: Any = ...,
+    ) -> Any: ...
+    def __call__(
+        self,
+        x: Any,
+        *,
+        params: Params | None = None,
+        return_params: bool = False,
+        masks: Any = None,
+        mask: Any = None,
+        boxes: Any = None,
+        keypoints: Any = None,
+        labels: Any = None,
+    ) -> Any:
+        """Tensor (B,C,H,W)/(C,H,W) -> float32 tensor on its device; numpy HWC / PIL image -> numpy HWC.
+
+        With targets, a dict (docs/targets.md). Tensor x (B, C, H, W): ``masks`` (B, [K,] H, W)
+        integer/bool, ``boxes`` a list of B (Ni, 4) xyxy pixel-edge tensors, ``keypoints`` a list
+        of B (Ni, 2) xy, ``labels`` a list of B (Ni,). One image (numpy, PIL or a (C, H, W)
+        tensor): ``mask`` (H, W) or (K, H, W) (numpy HW or HWK for numpy images), ``boxes``
+        (N, 4), ``keypoints`` (N, 2), ``labels`` (N,).
+        """
+        given = {k: v for k, v in (("masks", masks), ("mask", mask), ("boxes", boxes), ("keypoints", keypoints), ("labels", labels)) if v is not None}
+        y: Any
         if isinstance(x, Tensor):
             y, params = self._call_tensor(x, params)
+            if given:
+                y = self._targets_tensor(x, y, params, given)
         elif isinstance(x, (list, tuple)) and x and all(isinstance(t, Tensor) for t in x):
+            if given:
+                raise ValueError("targets need one (B, C, H, W) tensor batch (or one image), not a list of images of mixed sizes")
             y, params = self._call_list(list(x), params)
         elif isinstance(x, np.ndarray) or _is_pil(x):
-            y, params = self._call_numpy(x, params)
+            if given:
+                y, params = self._call_numpy_targets(x, params, given)
+            else:
+                y, params = self._call_numpy(x, params)
         else:
             raise TypeError(
                 f"x must be a torch.Tensor (B,C,H,W)/(C,H,W), a list of (C,H,W) tensors, a numpy HWC array or a PIL image, got {type(x).__name__}"
             )
         return (y, params) if return_params else y
+
+    def _targets_tensor(self, x: Tensor, y: Tensor, params: Params, given: dict[str, Any]) -> dict[str, Any]:
+        single = x.dim() == 3
+        if single and "masks" in given or not single and "mask" in given:
+            raise TypeError("a batch takes masks= (B, [K,] H, W); one image takes mask= ((K,) H, W)")
+        hw = (int(x.shape[-2]), int(x.shape[-1]))
+        t = check_targets(
+            1 if single else x.shape[0], hw, single=single, device=x.device, masks=given.get("mask" if single else "masks"),
+            boxes=given.get("boxes"), keypoints=given.get("keypoints"), labels=given.get("labels"),
+        )
+        out = transform_targets(self.ops, params.to(x.device), hw, t, mask_fill=self.mask_fill, min_visibility=self.min_visibility,
+                                batch=1 if single else x.shape[0], device=x.device)
+        if single:
+            out = {k: v[0] for k, v in out.items()}
+            if "masks" in out:
+                out["mask"] = out.pop("masks")
+        return {"image": y, **out}
+
+    def _call_numpy_targets(self, x: Any, params: Params | None, given: dict[str, Any]) -> tuple[dict[str, Any], Params]:
+        """One image with targets: the image through Albumentations, targets through the same matrices."""
+        if "masks" in given:
+            raise TypeError("one numpy image takes mask= ((H, W) or (H, W, K)), not masks=")
+        y, params = self._call_numpy(x, params)
+        img = np.asarray(x)
+        mask = given.get("mask")
+        if mask is not None:
+            if not isinstance(mask, np.ndarray):
+                raise TypeError(f"mask must be a numpy array (H, W) or (H, W, K) for a numpy image, got {type(mask).__name__}")
+            if mask.ndim not in (2, 3):
+                raise ValueError(f"mask must be (H, W) or (H, W, K), got shape {mask.shape}")
+            mask = torch.from_numpy(np.ascontiguousarray(mask if mask.ndim == 2 else mask.transpose(2, 0, 1)))
+        hw = (int(img.shape[0]), int(img.shape[1]))
+        t = check_targets(1, hw, single=True, masks=mask, boxes=given.get("boxes"), keypoints=given.get("keypoints"), labels=given.get("labels"))
+        out = transform_targets(self.ops, params.to("cpu"), hw, t, mask_fill=self.mask_fill, min_visibility=self.min_visibility, batch=1)
+        res: dict[str, Any] = {"image": y}
+        for k, v in out.items():
+            v = v[0]
+            if isinstance(v, Tensor):
+                v = v.numpy()
+            if k == "masks":
+                k, v = "mask", (v if v.ndim == 2 else v.transpose(1, 2, 0))
+            res[k] = v
+        return res, params
 
     def _call_tensor(self, x: Tensor, params: Params | None) -> tuple[Tensor, Params]:
         single = x.dim() == 3
@@ -190,14 +292,14 @@ class Pipeline:
         else:
             params = self._check_params(params, xb.shape[0], xb.device)
         params = self.fill_sized(params, (xb.shape[2], xb.shape[3]))
-        y = self._tensor(xb, params)
+        y = self._tensor(xb, _leaf_params(self.ops, params))
         return (y[0] if single else y), params
 
     def sets_size_first(self) -> bool:
         """Whether the first op(s) form a geometric run with a sizing op: images of mixed sizes are welcome."""
         steps = self._tensor.steps
         return bool(steps) and steps[0].kind == "warp" and steps[0].indices[0] == 0 and any(
-            isinstance(self.ops[i], SizingOp) for i in steps[0].indices
+            isinstance(self._tensor.ops[i], SizingOp) for i in steps[0].indices
         )
 
     def _call_list(self, xs: list[Tensor], params: Params | None) -> tuple[Tensor, Params]:
@@ -228,7 +330,7 @@ class Pipeline:
         else:
             params = self._check_params(params, n, first.device)
         params = self.fill_sized(params, torch.tensor(sizes, device=first.device))
-        return self._tensor(xs, params), params
+        return self._tensor(xs, _leaf_params(self.ops, params)), params
 
     def compile(self, example: Tensor, *, copy: bool = True) -> Any:
         """This pipeline's call for ``example``'s shape, dtype and CUDA device as one CUDA graph.
@@ -269,14 +371,17 @@ class Pipeline:
 
         return from_albumentations(compose, seed=seed)
 
-    def to_albumentations(self) -> Any:
+    def to_albumentations(self, label_fields: tuple[str, ...] | list[str] = ()) -> Any:
         """A plain ``albumentations.Compose`` with the same ops and distributions, seeded with ``seed``.
 
         A fresh Compose (its own random state); it does not check its input as ``pipe(img)`` does.
+        It takes ``mask``, ``bboxes`` (``pascal_voc``) and ``keypoints`` (``xy``) as Albumentations
+        does, with ``min_visibility`` and ``mask_fill`` from this pipeline; ``label_fields`` name
+        the call's keyword arguments that hold box labels (e.g. ``["labels"]``).
         """
         from .backends.albu import to_compose
 
-        return to_compose(self.ops, self.seed)
+        return to_compose(self.ops, self.seed, mask_fill=self.mask_fill, min_visibility=self.min_visibility, label_fields=tuple(label_fields))
 
     def _check_tensor(self, xb: Tensor, x: Tensor) -> None:
         if xb.dim() != 4:
@@ -295,7 +400,7 @@ class Pipeline:
                 f"tensors must be channels-first: pass {perm}"
             )
         check_channels(self.ops, c, f"x of shape {tuple(x.shape)}")
-        output_size(self.ops, self._tensor.steps, (h, w))  # raises for Rot90 on non-square without a sizing op
+        output_size(self._tensor.ops, self._tensor.steps, (h, w))  # raises for Rot90 on non-square without a sizing op
         if xb.dtype.is_floating_point and xb.numel() and self._wants_check(xb.device):
             lo_t, hi_t = torch.aminmax(xb)
             lo, hi = float(lo_t), float(hi_t)
@@ -330,20 +435,22 @@ class Pipeline:
         self._tensor = TensorBackend(self.ops)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "ops": [op.to_dict() for op in self.ops]}
+        return {"seed": self.seed, "ops": [op.to_dict() for op in self.ops], **self._target_options()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Pipeline:
-        """Build from ``{"ops": [...], "seed": ...}`` as ``to_dict`` writes it (other keys are refused),
+        """Build from ``{"ops": [...], "seed": ...}`` (and ``mask_fill``, ``min_visibility`` when set) as
+        ``to_dict`` writes it (other keys are refused),
         or from an Albumentations-serialized Compose (``A.to_dict`` / ``A.save``)."""
         if isinstance(d, dict) and "transform" in d and "ops" not in d:  # what A.to_dict / A.save write
             return cls.from_albumentations(d)
         if not isinstance(d, dict) or not isinstance(d.get("ops"), list):
             raise ValueError(f"a pipeline dict needs an 'ops' list, got {_short(d)}")
-        unknown = sorted(map(str, set(d) - {"ops", "seed"}))
+        unknown = sorted(map(str, set(d) - {"ops", "seed", "mask_fill", "min_visibility"}))
         if unknown:
-            raise ValueError(f"unknown top-level key(s) {_short(unknown)} in a pipeline dict; expected 'ops' and 'seed'")
-        return cls([op_from_dict(o) for o in d["ops"]], seed=d.get("seed"))
+            raise ValueError(f"unknown top-level key(s) {_short(unknown)} in a pipeline dict; expected 'ops', 'seed', 'mask_fill' and 'min_visibility'")
+        opts = {k: d[k] for k in ("mask_fill", "min_visibility") if k in d}
+        return cls([op_from_dict(o) for o in d["ops"]], seed=d.get("seed"), **opts)
 
     def to_yaml(self, path: str | Path | None = None) -> str:
         """YAML text of ``to_dict()``; also written to ``path`` if given."""
@@ -385,6 +492,14 @@ class Pipeline:
             return cls.from_dict(d)
         except (ValueError, TypeError) as e:
             raise ValueError(f"{where}: {e}") from None
+
+
+def _leaf_params(ops: list[Op], params: Params) -> Params:
+    """``params`` as the tensor backend's leaf ops (containers flattened) take them."""
+    if len(leaves(ops)) == len(ops):
+        return params
+    values = leaf_params(ops, params.values)
+    return Params(tuple(type(op).__name__ for op in leaves(ops)), tuple(values))
 
 
 MAX_YAML_NODES = 10_000  # a pipeline is a few dozen nodes; aliases may not blow it up

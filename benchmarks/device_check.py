@@ -40,14 +40,22 @@ DRY = {"sizes": (16,), "batches": (4,), "calls": 2, "warmup": 1, "agree": (2, 3,
 
 
 def one_op_pipelines() -> dict[str, list[ak.Op]]:
-    """Every op alone (p = 1 where it has a p) plus the seed pipeline."""
+    """Every op alone (p = 1 where it has a p) plus the seed pipeline; ops that need arguments
+    (containers, sizes) are skipped here and covered by the pipelines that use them.
+
+    Rot90 turns a non-square image to another size per sample, so a Resize follows it.
+    """
     out = {}
     for name, cls in OPS.items():
-        try:
-            op = cls(p=1.0)
-        except (TypeError, ValueError):
-            op = cls()
-        out[name] = [op]
+        op = None
+        for kwargs in ({"p": 1.0}, {}):
+            try:
+                op = cls(**kwargs)
+                break
+            except (TypeError, ValueError):
+                continue
+        if op is not None:
+            out[name] = [op, ak.Resize((32, 32))] if isinstance(op, ak.Rot90) else [op]
     out["seed pipeline"] = ak.default_pipeline().ops
     return out
 

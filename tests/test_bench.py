@@ -40,6 +40,11 @@ def test_quick_run_times_every_available_case(quick):
     assert bound["img_s"] > 0 and bound["size"] == 16
     assert rows["augkit"]["pct_bound"] == pytest.approx(100 * rows["augkit"]["img_s"] / bound["img_s"])
     assert all(t["value"] is None for t in r["targets"])  # size 16, batch 8: no target applies
+    # issue 12's photometric case: augkit, Kornia and Albumentations on the same pipeline
+    for case in ("color-augkit", "color-kornia", "color-albumentations"):
+        assert rows[case]["status"] == "ok" and rows[case]["group"] == "color", rows[case]
+    assert rows["color-kornia"]["augkit_ratio"] == pytest.approx(rows["color-augkit"]["img_s"] / rows["color-kornia"]["img_s"])
+    assert any(t["what"] == "color pipeline: augkit / Kornia" for t in r["targets"])
 
 
 def test_outputs_are_written(quick):

@@ -114,7 +114,7 @@ def test_every_unsupported_transform_is_named_in_one_error():
         A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2),
         A.Affine(rotate=10, p=1.0),
         A.Affine(scale=(0.8, 1.2), keep_ratio=False),
-    ], bbox_params=A.BboxParams(format="pascal_voc"))  # fmt: skip
+    ], bbox_params=A.BboxParams(format="coco"))  # fmt: skip
     with pytest.raises(interop.AlbumentationsImportError) as info:
         ak.Pipeline.from_albumentations(compose)
     named = [(pos, name) for pos, name, _ in info.value.unsupported]
@@ -122,7 +122,7 @@ def test_every_unsupported_transform_is_named_in_one_error():
                      ("4", "RandomBrightnessContrast"), ("5", "Affine"), ("6", "Affine")]
     msg = str(info.value)
     assert msg.startswith("cannot import 8 Albumentations transform(s) into augkit")
-    for reason in ("bbox_params set", "per_channel=False", "brightness_limit=", "rotate=", "anisotropic", "no augkit equivalent"):
+    for reason in ("bbox_params format 'coco'", "per_channel=False", "brightness_limit=", "rotate=", "anisotropic", "no augkit equivalent"):
         assert reason in msg
     assert "Transforms with an augkit equivalent: Affine" in msg
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from typing import Any
 
 import albumentations as A
 import cv2
 import numpy as np
 import torch
-from albumentations.core.type_definitions import Targets
 from torch.utils.data import get_worker_info
 
 from .. import functional as F
@@ -39,6 +39,7 @@ from ..ops import (
 )
 from ..params import Params
 from ..random import KEY_HIGH, Draw
+from .albu_targets import MatrixTargets
 
 __all__ = [
     "AlbuBackend",
@@ -111,10 +112,8 @@ def _current_worker_seed() -> int | None:
     return None if info is None else int(info.seed)
 
 
-class _SeededFlip(_Seeded):
-    """A stock Albumentations flip with augkit params ``{"apply"}``; images and masks."""
-
-    _targets = (Targets.IMAGE, Targets.MASK)
+class _SeededFlip(MatrixTargets, _Seeded):
+    """A stock Albumentations flip with augkit params ``{"apply"}``; images, masks, boxes, keypoints."""
 
     op_class: type[Op]
 
@@ -139,13 +138,12 @@ class AugkitVerticalFlip(_SeededFlip, A.VerticalFlip):
     op_class = VerticalFlip
 
 
-class AugkitZoom(_Seeded, A.DualTransform):
+class AugkitZoom(MatrixTargets, _Seeded, A.DualTransform):
     """Scale about the centre ((W-1)/2, (H-1)/2) by s ~ U(lo, hi): ``cv2.warpAffine``, bilinear, constant ``fill``.
 
-    ``fill`` is in [0, 1] units (x255 for uint8). Masks: nearest, filled with 0.
+    ``fill`` is in [0, 1] units (x255 for uint8). Masks: nearest, filled with ``mask_fill``;
+    boxes and keypoints through the same matrix.
     """
-
-    _targets = (Targets.IMAGE, Targets.MASK)
 
     def __init__(self, scale: tuple[float, float] = (0.8, 1.2), fill_value: float = 0.0, p: float = 1.0, salt: int = 0) -> None:
         super().__init__(p=p)
@@ -158,9 +156,6 @@ class AugkitZoom(_Seeded, A.DualTransform):
             return img
         fill = self.fill_value * 255 if img.dtype == np.uint8 else self.fill_value
         return zoom_image(img, scale, cv2.INTER_LINEAR, fill)
-
-    def apply_to_mask(self, mask: np.ndarray, apply: bool = True, scale: float = 1.0, **params: Any) -> np.ndarray:
-        return zoom_image(mask, scale, cv2.INTER_NEAREST, 0) if apply else mask
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("scale", "fill_value", "salt")
@@ -305,6 +300,11 @@ class AugkitNormalize(A.ImageOnlyTransform):
 
 
 def _transform(op: Op, salt: int) -> A.BasicTransform:
+    from .albu_color import transform_for  # photometric ops and containers (it imports this module)
+
+    t = transform_for(op, salt, _transform)
+    if t is not None:
+        return t
     if isinstance(op, HorizontalFlip):
         return AugkitHorizontalFlip(p=op.p, salt=salt)
     if isinstance(op, VerticalFlip):
@@ -324,9 +324,23 @@ def _transform(op: Op, salt: int) -> A.BasicTransform:
     raise TypeError(f"the Albumentations backend has no transform for {type(op).__name__}")
 
 
-def to_compose(ops: list[Op], seed: int | None) -> A.Compose:
-    """A plain ``albumentations.Compose`` running ``ops`` per image, transform i seeded by (seed, i)."""
-    return A.Compose([_transform(op, i) for i, op in enumerate(ops)], seed=seed)
+def to_compose(
+    ops: list[Op], seed: int | None, *, mask_fill: int = 0, min_visibility: float = 0.0, label_fields: tuple[str, ...] = ()
+) -> A.Compose:
+    """A plain ``albumentations.Compose`` running ``ops`` per image, transform i seeded by (seed, i).
+
+    Boxes go in as ``pascal_voc`` (xyxy pixels), keypoints as ``xy`` (Albumentations' pixel
+    convention), never removed; ``label_fields`` name the keyword arguments holding box labels.
+    """
+    transforms = [_transform(op, i) for i, op in enumerate(ops)]
+    for t in transforms:
+        if isinstance(t, MatrixTargets):
+            t.mask_fill = mask_fill
+    bbox = A.BboxParams(format="pascal_voc", label_fields=list(label_fields) or None, min_visibility=min_visibility)
+    keypoints = A.KeypointParams(format="xy", remove_invisible=False)
+    with warnings.catch_warnings():  # a photometric-only Compose carries targets through untouched
+        warnings.filterwarnings("ignore", message="Got processor for", category=UserWarning)
+        return A.Compose(transforms, seed=seed, bbox_params=bbox, keypoint_params=keypoints)
 
 
 class AlbuBackend:

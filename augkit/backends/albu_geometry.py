@@ -18,11 +18,11 @@ import albumentations as A
 import cv2
 import numpy as np
 import torch
-from albumentations.core.type_definitions import Targets
 
 from .. import geometry as G
 from ..ops import Affine, CenterCrop, Op, RandomCrop, RandomResizedCrop, Resize, Rot90, Rotate, SizingOp, Translate
 from .albu import _Seeded
+from .albu_targets import MatrixTargets
 
 __all__ = [
     "warp_run",
@@ -89,13 +89,12 @@ def warp_run(img: np.ndarray, ops: list[Op], values: list[dict[str, torch.Tensor
     return out.reshape((ho, wo) + img.shape[2:])  # OpenCV drops a trailing 1-channel axis
 
 
-class AugkitGeometric(_Seeded, A.DualTransform):
-    """Any augkit geometric op as an Albumentations transform (image and mask): one warp per call.
+class AugkitGeometric(MatrixTargets, _Seeded, A.DualTransform):
+    """Any augkit geometric op as an Albumentations transform: one warp per call; masks, boxes
+    and keypoints through the same matrix (``MatrixTargets``).
 
     Params are the op's own (``op.sample``, then ``sample_sized`` with the image's size).
     """
-
-    _targets = (Targets.IMAGE, Targets.MASK)
 
     def __init__(self, op: Op, salt: int = 0) -> None:
         super().__init__(p=op.p)
@@ -107,9 +106,6 @@ class AugkitGeometric(_Seeded, A.DualTransform):
 
     def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
         return warp_run(img, [self.op], [self._values(params)])
-
-    def apply_to_mask(self, mask: np.ndarray, **params: Any) -> np.ndarray:
-        return warp_run(mask, [self.op], [self._values(params)], mask=True)
 
     def _values(self, params: dict[str, Any]) -> dict[str, torch.Tensor]:
         keys = self.op.sample(1, _probe()).keys() | ({"box"} if "box" in params else set())

@@ -39,6 +39,7 @@ from ..buffers import OutputPool
 from ..ops import Contrast, GaussianNoise, HorizontalFlip, Normalize, Op, Rot90, SizingOp, VerticalFlip
 from ..params import Params
 from . import fused as fz
+from . import tensor_color
 
 __all__ = ["TensorBackend", "FUSED_MODES"]
 
@@ -73,6 +74,8 @@ def plan(ops: list[Op]) -> list[_Step]:
         if op.kind == "geometric":
             continue
         kind = {Contrast: "contrast", GaussianNoise: "noise", Normalize: "normalize"}.get(type(op))
+        if kind is None and type(op) in tensor_color.STEPS:
+            kind = "color"
         if kind is None:
             raise TypeError(f"the tensor backend has no kernel for {type(op).__name__}")
         steps.append(_Step(kind, (i,)))
@@ -414,6 +417,15 @@ class TensorBackend:
         if v.b:
             d.w.add_(v.b)
         d.w.clamp_(0.0, 1.0)
+        return d
+
+    def _color(self, step: _Step, v: _Value, params: Params, out: Tensor | None, sizes: Tensor | None = None) -> _Value:
+        """An op of ``tensor_color.STEPS``: true values into the destination, then its kernel in place."""
+        d = self._dst(v, out)
+        if d.w is not v.w or v.a != 1.0 or v.b != 0.0:
+            _affine(v.w, v.a, v.b, d.w)
+        i = step.indices[0]
+        tensor_color.run(self.ops[i], params[i], d.w)
         return d
 
     def _normalize(self, step: _Step, v: _Value, params: Params, out: Tensor | None, sizes: Tensor | None = None) -> _Value:

@@ -12,9 +12,11 @@ GROUP_TITLES = {
     "batched": "Batched pipeline vs peers (uint8 batch in, float32 [0, 1] batch out)",
     "overhead": "Albumentations-backend overhead (one HWC uint8 image at a time)",
     "loader": "End-to-end loader (dataset of HWC uint8 images -> float32 batches)",
+    "color": "Photometric pipeline: ColorJitter + GaussianBlur(p=0.5) + Erasing(p=0.5)",
     "recipe": "RandomResizedCrop + flip + contrast + noise from mixed-size uint8 photos",
+    "targets": "Carrying targets (detection workload; x = time over the image-only time)",
 }
-BASE_NAME = {"batched": "augkit", "overhead": "pipe(img)", "loader": "augkit.loader", "recipe": "augkit"}
+BASE_NAME = {"batched": "augkit", "overhead": "pipe(img)", "loader": "augkit.loader", "recipe": "augkit", "targets": "image-only", "color": "augkit"}
 BOUND_NAME = "uint8→float32 copy, reused buffer (torch.empty(float32).copy_(uint8), same shape as the batch)"
 BOUND_NOTE = ("A floor on any uint8 -> float32 pipeline: 5 bytes moved per pixel and channel. When one pass fits in the "
               "CPU's last-level cache (small images or batches), the copy runs at cache bandwidth, not DRAM bandwidth, "

@@ -27,6 +27,7 @@ from ..device import resolve_device
 from ..images import sample_batch
 from ..pipeline import Pipeline, default_pipeline
 from . import peers as P
+from .color import color_cases, color_targets
 
 __all__ = ["PEERS", "run_bench", "resolve_device", "machine_info", "bandwidth_bound_s", "check_output", "median_seconds"]
 
@@ -397,6 +398,8 @@ def run_bench(sizes: tuple[int, ...] = (32, 224), batch_size: int = 64, device: 
             bounds[size] = {"size": size, "batch_size": batch_size, "median_s": t, "img_s": batch_size / t,
                             "gb_s": x.numel() * 5 / t / 1e9}
             rows += _peer_cases(size, batch_size, dev, x, imgs, pipe, tuple(peers), ref, workers, cfg, sync)
+        if dev.type != "cuda":  # issue 12's photometric case (CPU)
+            rows += color_cases(size, batch_size, dev, x, imgs, tuple(peers), cfg, sync)
         if "albumentations" in peers:
             rows += _overhead_cases(size, imgs, default_pipeline(seed), cfg)
             rows += _loader_cases(size, batch_size, device, imgs, default_pipeline(seed), x, ref, workers, cfg, sync)
@@ -404,6 +407,7 @@ def run_bench(sizes: tuple[int, ...] = (32, 224), batch_size: int = 64, device: 
             from .recipe import recipe_cases
 
             rows += recipe_cases(size, batch_size, dev, tuple(peers), workers, cfg, sync)
+        rows += target_cases(size, batch_size, x, cfg, sync, seed)
         for r in rows:
             if r["size"] == size and r["status"] == "ok":
                 say(f"  {r['label']:<52} {r['img_s']:>12,.0f} img/s")
@@ -412,7 +416,7 @@ def run_bench(sizes: tuple[int, ...] = (32, 224), batch_size: int = 64, device: 
                                              "peers": list(peers), "workers": workers, "quick": quick, "seed": seed, **cfg},
               "bounds": [bounds[s] for s in sizes], "rows": rows}
     _add_ratios(result)
-    result["targets"] = targets(result)
+    result["targets"] = targets(result) + color_targets(result)
     return result
 
 
@@ -441,7 +445,8 @@ def _cuda_rows(size: int, batch: int, x: Tensor, pipe: Pipeline, peers: tuple[st
 def _add_ratios(result: dict) -> None:
     """ratio = (augkit's images/s) / (this case's) within a size and group; pct_bound = % of the copy bound."""
     by = {(r["size"], r["case"]): r for r in result["rows"] if r["status"] == "ok"}
-    base = {"batched": "augkit", "overhead": "albu-backend", "loader": "loader-augkit", "recipe": "recipe-augkit"}
+    base = {"batched": "augkit", "overhead": "albu-backend", "loader": "loader-augkit", "recipe": "recipe-augkit",
+            "targets": "det-image", "color": "color-augkit"}
     bound = {b["size"]: b["img_s"] for b in result["bounds"]}
     for r in result["rows"]:
         ours = by.get((r["size"], base[r["group"]]))
@@ -475,3 +480,46 @@ def targets(result: dict) -> list[dict]:
     from .recipe import recipe_targets
 
     return out + recipe_targets(result)
+
+
+BOXES_PER_IMAGE = 20
+
+
+def detection_pipeline(size: int, seed: int = 0) -> Pipeline:
+    """The detection-style workload: RandomResizedCrop + flip + Affine (rotation, scale, shift)."""
+    from ..ops import Affine, HorizontalFlip, RandomResizedCrop
+
+    return Pipeline([RandomResizedCrop((size, size), scale=(0.3, 1.0)), HorizontalFlip(),
+                     Affine(scale=(0.9, 1.1), rotate=(-10.0, 10.0), translate=(-0.05, 0.05))], seed=seed)
+
+
+def target_cases(size: int, batch: int, x: Tensor, cfg: dict, sync: Callable[[], None], seed: int = 0) -> list[dict]:
+    """What carrying targets costs: the detection workload on images alone, + 20 boxes (with labels)
+    per image, + boxes and a (B, H, W) uint8 mask; each case draws fresh params per call.
+    ``augkit_ratio`` of a row is its time over the image-only time."""
+    pipe = detection_pipeline(size, seed)
+    g = torch.Generator().manual_seed(seed)
+    b, h, w = x.shape[0], x.shape[2], x.shape[3]
+    xy = torch.rand(b, BOXES_PER_IMAGE, 2, generator=g) * torch.tensor([w * 0.8, h * 0.8])
+    wh = (0.05 + torch.rand(b, BOXES_PER_IMAGE, 2, generator=g) * 0.15) * torch.tensor([w, h])
+    boxes = [t.to(x.device) for t in torch.cat((xy, xy + wh), 2).unbind(0)]
+    labels = [torch.arange(BOXES_PER_IMAGE, device=x.device)] * b
+    masks = (torch.rand(b, h, w, generator=g) * 5).to(torch.uint8).to(x.device)
+    cases = [("det-image", "detection pipeline, image only", lambda: pipe(x)),
+             ("det-boxes", f"+ {BOXES_PER_IMAGE} boxes and labels per image", lambda: pipe(x, boxes=boxes, labels=labels)),
+             ("det-boxes-mask", "+ boxes, labels and a (B, H, W) uint8 mask", lambda: pipe(x, masks=masks, boxes=boxes, labels=labels))]
+    rows, timed = [], []
+    for case, label, fn in cases:
+        row = _row(case, label, size, batch, "targets", note=f"RandomResizedCrop + HorizontalFlip + Affine, {x.device}")
+        y = fn()
+        image = y["image"] if isinstance(y, dict) else y
+        problem = check_output(image, x, {"shape": tuple(x.shape), "dtype": torch.float32, "min": 0.0, "max": 1.0})
+        if problem is None and isinstance(y, dict) and len(y["boxes"]) != b:
+            problem = f"{len(y['boxes'])} box lists for {b} images"
+        if problem:
+            rows.append({**row, "status": "failed", "note": f"output check: {problem}"})
+        else:
+            rows.append(row)
+            timed.append((row, fn))
+    _timed_interleaved(timed, batch, cfg["repeats"], cfg["warmup"], sync)
+    return rows

@@ -22,7 +22,10 @@ from ..params import Params
 from ..pipeline import Pipeline
 from ..random import item_keys, sample_key
 
-__all__ = ["AugmentedDataset", "collate_uint8", "to_chw_uint8", "to_hwc_uint8", "sample_key", "epoch_base", "split_item"]
+__all__ = ["AugmentedDataset", "collate_uint8", "to_chw_uint8", "to_hwc_uint8", "sample_key", "epoch_base", "split_item", "item_targets", "TARGET_KEYS"]
+
+TARGET_KEYS = ("mask", "boxes", "labels", "keypoints")  # dict items' targets, moved with the image
+RAGGED_KEYS = ("boxes", "labels", "keypoints", "box_keep", "keypoints_visible")  # collated as lists
 
 
 
@@ -94,6 +97,37 @@ def to_hwc_uint8(img: Any, what: str = "image") -> np.ndarray:
 
 
 # items --------------------------------------------------------------------------------
+def item_targets(item: Any) -> dict[str, Any]:
+    """The targets a dict item (or dict batch) carries: its ``TARGET_KEYS`` that are not None."""
+    if not isinstance(item, Mapping):
+        return {}
+    return {k: item[k] for k in TARGET_KEYS if item.get(k) is not None}
+
+
+def _mask_hwk(mask: Any, what: str) -> np.ndarray:
+    """A dataset mask (PIL, numpy (H, W) / (H, W, K), tensor (H, W) / (K, H, W)) -> numpy HW / HWK."""
+    if _is_pil(mask):
+        return np.asarray(mask)
+    if isinstance(mask, Tensor):
+        m = mask.cpu().numpy()
+        return m if m.ndim == 2 else m.transpose(1, 2, 0)
+    if isinstance(mask, np.ndarray):
+        return mask
+    raise TypeError(f"{what} must be a PIL image, a numpy array or a tensor, got {type(mask).__name__}")
+
+
+def _put_targets(item: Mapping, image_key: str, image: Any, out: dict[str, Any], mask_chw: bool) -> dict[str, Any]:
+    """The item with its image and targets replaced by the pipeline's ``out`` (numpy -> torch)."""
+    new = {**item, image_key: image}
+    for k, v in out.items():
+        if k == "image":
+            continue
+        if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
+            v = torch.from_numpy(np.ascontiguousarray(v.transpose(2, 0, 1) if k == "mask" and mask_chw and v.ndim == 3 else v))
+        new[k] = v
+    return new
+
+
 def split_item(item: Any, image_key: str = "image", where: str = "item") -> tuple[Any, Callable[[Any], Any]]:
     """(image, put) where ``put(new_image)`` rebuilds the item with the image replaced."""
     if isinstance(item, Mapping):
@@ -148,8 +182,9 @@ def collate_uint8(batch: Sequence[Any], image_key: str = "image", ragged: bool =
         return _stack_uint8(batch, ragged)
     parts = [split_item(b, image_key, f"item {i} of the batch") for i, b in enumerate(batch)]
     images = _stack_uint8([p[0] for p in parts], ragged)
-    if isinstance(first, Mapping):
-        rest = {k: default_collate([b[k] for b in batch]) for k in first if k != image_key}
+    if isinstance(first, Mapping):  # detection items: ragged targets stay lists of B
+        boxed = "boxes" in first or "keypoints" in first
+        rest = {k: [b[k] for b in batch] if boxed and k in RAGGED_KEYS else default_collate([b[k] for b in batch]) for k in first if k != image_key}
         return {**rest, image_key: images}
     n = len(first)
     if any(len(b) != n for b in batch):
@@ -207,7 +242,9 @@ class AugmentedDataset(Dataset):
             Normalize left out, for ``collate_uint8`` and conversion after batching (4x less
             data between processes; ``ak.loader`` does this).
 
-    Returns items shaped like the input's with the image replaced; targets untouched.
+    Returns items shaped like the input's with the image replaced. Dict items may carry targets
+    (``mask``, ``boxes``, ``labels``, ``keypoints``: docs/targets.md): they move with the image
+    (``box_keep`` and ``keypoints_visible`` are added); other targets are untouched.
     """
 
     def __init__(
@@ -277,9 +314,20 @@ class AugmentedDataset(Dataset):
         params = self.keyed_params(index, epoch)
         if self.normalize is not None:
             params = Params(params.names[:-1], params.values[:-1])
-        out = torch.from_numpy(np.ascontiguousarray(self._per_image(hwc, params=params)))  # uint8 (H, W[, C])
+        targets = item_targets(item)
+        if targets:
+            mask = targets.get("mask")
+            if mask is not None:
+                targets["mask"] = _mask_hwk(mask, f"the mask of dataset[{index}]")
+            res = self._per_image(hwc, params=params, **targets)
+            out = torch.from_numpy(np.ascontiguousarray(res["image"]))
+        else:
+            out = torch.from_numpy(np.ascontiguousarray(self._per_image(hwc, params=params)))  # uint8 (H, W[, C])
         chw = out[None] if out.dim() == 2 else out.permute(2, 0, 1)
-        return put(chw if self.output == "uint8" else to_float(chw, self.normalize))
+        image = chw if self.output == "uint8" else to_float(chw, self.normalize)
+        if targets:
+            return _put_targets(item, self.image_key, image, res, mask_chw=not isinstance(mask, np.ndarray) and not _is_pil(mask))
+        return put(image)
 
 
 def epoch_base(pipe_seed: int, seed: int, epoch: int, rank: int) -> int:

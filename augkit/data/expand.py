@@ -53,6 +53,7 @@ from ._expand_files import (
     source_fingerprint,
     write_atomic,
 )
+from .expand_targets import augment_with_targets, mask_name, read_annotations, to_png_mask
 
 __all__ = ["expand", "ExpandSummary", "ExpandError", "copy_key", "output_name", "parse_shard", "IMAGE_EXTENSIONS"]
 
@@ -176,6 +177,7 @@ def expand(
     progress: bool = False,
     max_pixels: int = MAX_PIXELS,
     prune: bool = False,
+    annotations: str | Path | None = None,
 ) -> ExpandSummary:
     """Write ``copies`` augmented copies of every image below ``src`` into ``dst``, same layout.
 
@@ -202,6 +204,9 @@ def expand(
         progress: show a tqdm bar with images/s and the time left.
         max_pixels: images with more pixels are unreadable (``on_error`` applies), checked before decoding.
         prune: remove the outputs of sources no longer in SRC (otherwise they are reported and kept).
+        annotations: a JSON Lines file of masks, boxes, labels and keypoints per source
+            (``augkit.data.expand_targets``, docs/targets.md): each copy's mask is written as a PNG
+            beside it, its boxes and keypoints into its manifest line.
     """
     start = time.perf_counter()
     if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
@@ -232,7 +237,9 @@ def expand(
     src_abs, dst_abs = src.resolve(), dst.resolve()
     if dst_abs == src_abs or dst_abs.is_relative_to(src_abs) or src_abs.is_relative_to(dst_abs):
         raise ValueError(f"DST {str(dst)!r} must lie outside SRC {str(src)!r} (and not contain it)")
-    sources = list_images(src)
+    anns = read_annotations(annotations) if annotations is not None else {}
+    masks_in_src = {Path(a["mask"]).relative_to(src_abs).as_posix() for a in anns.values() if "mask" in a and Path(a["mask"]).is_relative_to(src_abs)}
+    sources = [s for s in list_images(src) if s not in masks_in_src]  # masks kept beside the images are not sources
     if not sources:
         raise ValueError(f"SRC {str(src)!r} holds no images (looked for {', '.join(IMAGE_EXTENSIONS)})")
     ks = list(range(0 if include_original else 1, copies + 1))
@@ -260,7 +267,7 @@ def expand(
     try:
         return _run_locked(
             pipe, seed, dev, src, dst, sources, mine, ks, shard, config, overwrite, lock, workers, batch_size,
-            format, quality, on_error, progress, max_pixels, prune, __version__, start,
+            format, quality, on_error, progress, max_pixels, prune, __version__, start, anns,
         )  # fmt: skip
     finally:
         lock.release()
@@ -289,7 +296,7 @@ def _run_locked(
     pipe: Pipeline, seed: int, dev: torch.device, src: Path, dst: Path, sources: list[str], mine: list[str],
     ks: list[int], shard: tuple[int, int], config: dict[str, Any], overwrite: bool, lock: DstLock, workers: int,
     batch_size: int, format: str, quality: int, on_error: str, progress: bool, max_pixels: int, prune: bool,
-    version: str, start: float,
+    version: str, start: float, anns: dict[str, dict[str, Any]] | None = None,
 ) -> ExpandSummary:  # fmt: skip
     check_config(dst, config, overwrite)
     prefix = f".augkit-tmp-{shard[0]}-of-{shard[1]}"
@@ -313,6 +320,7 @@ def _run_locked(
 
         n_todo = sum(len(p) for _, p in todo)
         job = _Job(pipe, seed, dev, src, dst, tmp_dir, format, quality, batch_size, workers, part_manifest, on_error, max_pixels)
+        job.annotations = anns or {}
         job.run(todo, n_todo, progress, lock.fd)
         write_atomic(part_manifest, manifest_text(done + stale + job.entries), tmp_dir)
         errors = tuple(sorted((e["source"], e["error"]) for e in job.entries if "error" in e))
@@ -425,6 +433,7 @@ class _Job:
         self.encodes: deque = deque()
         self.max_buffered = 4 * max(BATCH_PIXELS, batch_size)  # pixels waiting in buckets before a partial batch runs
         self.max_encodes = 2 * batch_size + 4 * workers
+        self.annotations: dict[str, dict[str, Any]] = {}  # source -> its targets (expand_targets)
 
     def run(self, todo: list[tuple[str, list[tuple[int, str]]]], total: int, progress: bool, lock_fd: int | None) -> None:
         from tqdm import tqdm
@@ -509,7 +518,7 @@ class _Job:
     def _add(self, source: str, pending: list[tuple[int, str]], pixels: np.ndarray, fp: dict[str, Any]) -> None:
         img = torch.from_numpy(pixels)
         img = img[None] if img.dim() == 2 else img.permute(2, 0, 1)  # (C, H, W)
-        shape = tuple(img.shape)
+        shape = tuple(img.shape) + (int("mask" in self.annotations.get(source, {})),)  # (C, H, W, masked): one kind per batch
         for k, out in pending:
             if k == 0:  # the original, re-encoded
                 self._encode(pixels, {"source": source, "copy": 0, "output": out, "key": None, "params": None, **fp})
@@ -529,11 +538,24 @@ class _Job:
         keys = [copy_key(self.seed, s, k) for _, s, k, _, _ in batch]
         x = torch.stack([img for img, *_ in batch]).to(self.dev, non_blocking=True)  # (B, C, H, W) uint8
         params = self.pipe.sample_keyed(keys)
-        y = to_uint8(self.pipe(x, params=params)).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, C)
+        anns = [self.annotations.get(s) for _, s, _, _, _ in batch]
+        targets: list[dict[str, Any] | None] = [None] * len(batch)
+        if any(anns):
+            images, targets = augment_with_targets(self.pipe, x, params, anns, [s for _, s, _, _, _ in batch])  # type: ignore[assignment]
+        else:
+            images = self.pipe(x, params=params)
+        y = to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, C)
         if y.shape[-1] == 1:
             y = y[..., 0]
         for i, ((_, s, k, out, fp), p) in enumerate(zip(batch, params.tolist(), strict=True)):
-            self._encode(np.ascontiguousarray(y[i]), {"source": s, "copy": k, "output": out, "key": keys[i], "params": p, **fp})
+            entry: dict[str, Any] = {"source": s, "copy": k, "output": out, "key": keys[i], "params": p, **fp}
+            t = targets[i]
+            if t is not None and t["mask"] is not None:  # written (atomically) before the copy's manifest line
+                entry["mask"] = name = mask_name(out)
+                entry["mask_sha256"] = encode_write(to_png_mask(t["mask"]), str(self.dst), name, str(self.tmp_dir), "png", 95)
+            if t is not None and t["targets"] is not None:
+                entry["targets"] = t["targets"]
+            self._encode(np.ascontiguousarray(y[i]), entry)
 
     def _encode(self, pixels: np.ndarray, entry: dict[str, Any]) -> None:
         fmt = self.fmt if self.fmt != "keep" else "png"  # "keep": encode_write reads the format off the name

@@ -24,6 +24,7 @@ from .datasets import (
     collate_uint8,
     current_rank,
     epoch_base,
+    item_targets,
     sample_key,
     split_item,
     to_chw_uint8,
@@ -39,6 +40,7 @@ CPU_TENSOR_MAX_PIXELS = 96 * 96
 
 _SHUFFLE_STREAM = -1  # sample_key tags: keep shuffle order and unindexed batches apart from per-index keys
 _DEVICE_STREAM = -2
+_MIX_STREAM = -3
 
 
 class IndexedBatch(NamedTuple):
@@ -153,26 +155,37 @@ class DeviceLoader:
         yield from (self._iter_cuda if self.device.type == "cuda" else self._iter_plain)(gen, base)
         self.epoch = epoch + 1  # only an epoch iterated to the end counts
 
-    def _augment(self, images: Tensor | list[Tensor], index: Tensor | None, gen: torch.Generator, base: int) -> Tensor:
+    def _augment(self, images: Tensor | list[Tensor], index: Tensor | None, gen: torch.Generator, base: int,
+                 batch: Any = None, put: Callable[[Any], Any] | None = None) -> Any:
+        """The augmented batch: ``put`` rebuilds it around the new images; dict targets move too."""
         n = len(images)  # a list: images of mixed sizes
         if index is None:
             params = self.pipe.sample(n, self.device, generator=gen)
         else:
             params = self.pipe.sample(n, self.device, keys=item_keys(base, index.to(self.device)))
-        return self.pipe(images, params=params)
+        targets = item_targets(batch)
+        if not targets:
+            out = self.pipe(images, params=params)
+            return out if put is None else put(out)
+        if "mask" in targets:
+            targets["masks"] = targets.pop("mask").to(self.device, non_blocking=True)
+        res = self.pipe(images, params=params, **targets)
+        if "masks" in res:
+            res["mask"] = res.pop("masks")
+        return {**batch, self.image_key: res.pop("image"), **res}
 
     def _iter_plain(self, gen: torch.Generator, base: int) -> Iterator[Any]:
         for batch in self.loader:
             batch, index = _unindex(batch)
             images, put = _batch_images(batch, self.image_key)
             moved = [t.to(self.device) for t in images] if isinstance(images, list) else images.to(self.device)
-            yield put(self._augment(moved, index, gen, base))
+            yield self._augment(moved, index, gen, base, batch, put)
 
     def _iter_cuda(self, gen: torch.Generator, base: int) -> Iterator[Any]:
         copy_stream = torch.cuda.Stream(self.device)
         batches = iter(self.loader)
 
-        def start_next() -> tuple[Any, Tensor | None, Callable[[Any], Any]] | None:
+        def start_next() -> tuple[Any, Tensor | None, Callable[[Any], Any], Any] | None:
             batch = next(batches, None)
             if batch is None:
                 return None
@@ -182,18 +195,18 @@ class DeviceLoader:
             parts = [t.pin_memory() if t.device.type == "cpu" and not t.is_pinned() else t for t in parts]
             with torch.cuda.stream(copy_stream):
                 on_device = [t.to(self.device, non_blocking=True) for t in parts]  # uint8 over the bus
-            return (on_device if isinstance(images, list) else on_device[0]), index, put
+            return (on_device if isinstance(images, list) else on_device[0]), index, put, batch
 
         nxt = start_next()
         while nxt is not None:
-            images, index, put = nxt
+            images, index, put, batch = nxt
             compute = torch.cuda.current_stream(self.device)
             compute.wait_stream(copy_stream)
             for t in images if isinstance(images, list) else [images]:
                 t.record_stream(compute)  # its memory belongs to the compute stream now
-            out = self._augment(images, index, gen, base)  # queued on the GPU
+            out = self._augment(images, index, gen, base, batch, put)  # queued on the GPU
             nxt = start_next()  # host fetch + copy of the next batch overlap that work
-            yield put(out)
+            yield out
 
 
 def _unindex(batch: Any) -> tuple[Any, Tensor | None]:
@@ -263,8 +276,9 @@ class Loader:
     """What ``loader`` returns: iterate it per epoch; ``backend`` says which path it took."""
 
     def __init__(self, data_loader: DataLoader, inner: DeviceLoader | AugmentedDataset, backend: str,
-                 device: torch.device, seed: int, shuffle_gen: torch.Generator | None) -> None:
+                 device: torch.device, seed: int, shuffle_gen: torch.Generator | None, mix: Any = None) -> None:
         self.data_loader = data_loader
+        self.mix = mix
         self.inner = inner
         self.backend = backend
         self.device = device
@@ -292,8 +306,24 @@ class Loader:
         sampler = self.data_loader.sampler
         if isinstance(self.inner, AugmentedDataset) and hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
-        yield from (self.inner if isinstance(self.inner, DeviceLoader) else self._finisher)
+        it = self.inner if isinstance(self.inner, DeviceLoader) else self._finisher
+        yield from (it if self.mix is None else self._mixed(iter(it), epoch))
         self.epoch = epoch + 1  # only an epoch iterated to the end counts; a peek does not
+
+    def _mixed(self, it: Iterator[Any], epoch: int) -> Iterator[Any]:
+        """Batches through ``self.mix`` (after augmentation): (images, labels, ...) -> (mixed, soft labels, ...)."""
+        gen = torch.Generator(device=self.device).manual_seed(sample_key(_MIX_STREAM, self.seed, self.mix.seed, epoch))
+        for batch in it:
+            if isinstance(batch, dict):
+                if "label" not in batch:
+                    raise KeyError(f"mix= needs the labels of each batch; a dict batch has keys {list(batch)}, expected 'label'")
+                x, y = self.mix(batch[self.inner.image_key], batch["label"].to(self.device), generator=gen)
+                yield {**batch, self.inner.image_key: x, "label": y}
+            elif isinstance(batch, (tuple, list)) and len(batch) >= 2:
+                x, y = self.mix(batch[0], batch[1].to(self.device), generator=gen)
+                yield (x, y, *batch[2:])
+            else:
+                raise TypeError("mix= needs batches of (images, labels, ...) or dicts with 'label'; the dataset yields images only")
 
 
 def loader(
@@ -310,6 +340,7 @@ def loader(
     sampler: Any = None,
     drop_last: bool = False,
     rank: int | None = None,
+    mix: Any = None,
 ) -> Loader:
     """A loader of augmented batches: ``for images, targets in loader(...)``.
 
@@ -325,6 +356,8 @@ def loader(
         sampler: e.g. a ``DistributedSampler`` (then ``shuffle`` is the sampler's business);
             ``set_epoch`` is forwarded to it.
         rank: distributed rank mixed into the keys; ``None`` reads torch.distributed.
+        mix: ``ak.MixUp`` / ``ak.CutMix`` applied to each augmented batch: labels come out as
+            (B, num_classes) soft labels on the device; seeded by (seed, mix.seed, epoch).
 
     Images come out float32 (B, C, H, W) on the device; targets are collated, not moved.
     Item i at epoch e gets the same params on every path (tensor or Albumentations, CPU or
@@ -366,4 +399,6 @@ def loader(
     else:  # workers augment per image and stack uint8; the main process converts to float once
         inner = AugmentedDataset(dataset, pipe, image_key=image_key, rank=rank, seed=seed, output="uint8")
         dl = DataLoader(inner, sampler=EpochSampler(sampler, inner), **common)
-    return Loader(dl, inner, backend, dev, seed, shuffle_gen)
+    if mix is not None and not callable(getattr(mix, "sample", None)):
+        raise TypeError(f"mix must be an ak.MixUp or ak.CutMix, got {type(mix).__name__}")
+    return Loader(dl, inner, backend, dev, seed, shuffle_gen, mix)

@@ -13,6 +13,8 @@ import reprlib
 from typing import Any
 
 from .base import FLOAT32_MAX, SEED_HIGH, Op, check_number, check_p, check_range, uniform
+from .compose import Container, OneOf, SomeOf, leaf_params, leaves
+from .filters import Erasing, GaussianBlur, Sharpness
 from .geometric import (
     BORDERS,
     INTERPOLATIONS,
@@ -29,7 +31,28 @@ from .geometric import (
     VerticalFlip,
     Zoom,
 )
-from .photometric import Contrast, GaussianNoise, Normalize
+from .photometric import (
+    AutoContrast,
+    Brightness,
+    ColorJitter,
+    Contrast,
+    Equalize,
+    Gamma,
+    GaussianNoise,
+    Grayscale,
+    Hue,
+    Invert,
+    Normalize,
+    Posterize,
+    Saturation,
+    Solarize,
+)
+from .policies import POLICY_OPS, RandAugment, TrivialAugment
+
+PHOTOMETRIC = [  # issue 12's photometric ops (names pinned)
+    "Brightness", "Saturation", "Hue", "ColorJitter", "Gamma", "Grayscale", "Invert", "Solarize",
+    "Posterize", "Equalize", "AutoContrast", "Sharpness", "GaussianBlur", "Erasing",
+]
 
 __all__ = [
     "Op",
@@ -50,6 +73,15 @@ __all__ = [
     "Contrast",
     "GaussianNoise",
     "Normalize",
+    *PHOTOMETRIC,
+    "Container",
+    "OneOf",
+    "SomeOf",
+    "RandAugment",
+    "TrivialAugment",
+    "POLICY_OPS",
+    "leaves",
+    "leaf_params",
     "OPS",
     "register",
     "op_from_dict",
@@ -76,6 +108,10 @@ def register(*classes: type[Op]) -> None:
 
 register(HorizontalFlip, VerticalFlip, Zoom, Contrast, GaussianNoise, Normalize)
 register(Affine, Rotate, Translate, Rot90, RandomResizedCrop, Resize, CenterCrop, RandomCrop)
+register(
+    Brightness, Saturation, Hue, ColorJitter, Gamma, Grayscale, Invert, Solarize, Posterize, Equalize,
+    AutoContrast, Sharpness, GaussianBlur, Erasing, OneOf, SomeOf, RandAugment, TrivialAugment,
+)
 
 
 def check_channels(ops: list[Op], channels: int, what: str) -> None:
@@ -83,10 +119,12 @@ def check_channels(ops: list[Op], channels: int, what: str) -> None:
     for op in ops:
         if isinstance(op, Contrast) and channels not in (1, 3):
             raise ValueError(f"Contrast needs 1 or 3 channels (grey or RGB), got {what} with {channels} channels")
+        if getattr(op, "grey_channels", False) and channels not in (1, 3):
+            raise ValueError(f"{type(op).__name__} needs 1 or 3 channels (grey or RGB), got {what} with {channels} channels")
         if isinstance(op, Normalize) and len(op.mean) not in (1, channels):
             raise ValueError(f"Normalize has {len(op.mean)} channel(s) of mean/std but {what} has {channels} channels")
-        for child in getattr(op, "ops", ()):  # containers (OneOf, SomeOf) check their children
-            check_channels([child], channels, what)
+        if isinstance(op, Container):  # containers (OneOf, SomeOf, policies) check their children
+            check_channels([child for _, child in op.branches()], channels, what)
 
 
 def op_from_dict(d: Any) -> Op:
