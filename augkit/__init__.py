@@ -1,5 +1,7 @@
 """augkit: fast batched data augmentation on the GPU, dependable per-image fallback on the CPU."""
 
+from typing import Any
+
 from .data import AugmentedDataset, DeviceLoader, collate_uint8, expand, loader
 from .mix import CutMix, MixUp
 from .module import Augment
@@ -90,3 +92,11 @@ __all__ = [
     "collate_uint8",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ray":  # ak.ray (Ray Data helpers) is imported on first use only
+        import importlib
+
+        return importlib.import_module(".ray", __name__)
+    raise AttributeError(f"module 'augkit' has no attribute {name!r}")

@@ -132,13 +132,21 @@ def _bench(args: argparse.Namespace) -> int:
 def _expand(args: argparse.Namespace) -> int:
     from .data.expand import ExpandError, expand
 
+    ray_options = {"ray_address": args.ray_address, "num_cpus": args.num_cpus, "num_gpus": args.num_gpus}
+    if args.engine == "local" and any(v is not None for v in ray_options.values()):
+        given = ", ".join(f"--{k.replace('_', '-')}" for k, v in ray_options.items() if v is not None)
+        raise UsageError(f"{given} only apply with --engine ray")
+    run: Callable[..., Any] = expand
+    ray_options = {k: v for k, v in ray_options.items() if v is not None}
     try:
-        r = expand(
+        if args.engine == "ray":  # the same job on Ray Data
+            from .data.expand_ray import expand_ray as run
+        r = run(
             args.src, args.dst, copies=args.copies, pipeline=args.pipeline, seed=args.seed,
             include_original=args.include_original, shard=args.shard, workers=args.workers,
             batch_size=args.batch_size, device=args.device, format=args.format, quality=args.quality,
             on_error=args.on_error, overwrite=args.overwrite, progress=not args.quiet,
-            max_pixels=args.max_pixels, prune=args.prune, annotations=args.annotations,
+            max_pixels=args.max_pixels, prune=args.prune, annotations=args.annotations, **ray_options,
         )  # fmt: skip
     except (ValueError, TypeError, OSError, RuntimeError, ExpandError) as e:
         print(f"augkit expand: error: {e}", file=sys.stderr)
@@ -254,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-error", default="fail", choices=["fail", "skip"], help="what to do with unreadable images")
     p.add_argument("--overwrite", action="store_true", help="replace a DST made with other settings")
     p.add_argument("--annotations", default=None, help="JSON Lines of masks/boxes/keypoints per source (docs/targets.md)")
+    p.add_argument("--engine", default="local", choices=["local", "ray"], help="local processes, or Ray Data (docs/scale.md)")
+    p.add_argument("--ray-address", default=None, help="ray: auto | HOST:PORT | ray://HOST:PORT (default: start a local Ray)")
+    p.add_argument("--num-cpus", type=float, default=None, help="ray: CPUs per actor (default: 1); --workers sets the actors")
+    p.add_argument("--num-gpus", type=float, default=None, help="ray: GPUs per actor (default: 0, CPU actors)")
     p.set_defaults(func=_expand)
 
     p = add("study", "train small CNNs on digits with each remedy for overfitting; write a report", STUDY_DESCRIPTION)

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -80,11 +82,14 @@ def _stream_word(path: tuple[int, ...]) -> int:
     return w
 
 
-SMALL = 8  # at most this many samples on the CPU: hash with Python ints (bit-identical, far fewer calls)
-
-
-def _root_word(key: int, seed_word: int) -> int:
-    return fmix32(fmix32((key >> 32) ^ seed_word) ^ (key & _MASK))
+def _fmix32_np(h: np.ndarray) -> np.ndarray:
+    """murmur3 fmix32 in place on a uint32 array (multiplies wrap)."""
+    h ^= h >> np.uint32(16)
+    h *= np.uint32(_M1)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(_M2)
+    h ^= h >> np.uint32(16)
+    return h
 
 
 class Draw:
@@ -93,29 +98,32 @@ class Draw:
     ``rand(k)`` returns (k, n) float32 uniforms in [0, 1) (24-bit, exact on every device);
     each call continues the stream, so an op may call it more than once. ``child(i)`` is an
     independent stream for a sub-op (an op's position in the pipeline, OneOf's children). Ops
-    receive a Draw in ``sample``. A few samples on the CPU (the per-image path) are hashed with
-    Python ints instead of tensor calls: the same bits, a fraction of the cost.
+    receive a Draw in ``sample``. Keys on the CPU are hashed with NumPy (a few microseconds per
+    pass instead of a torch dispatch each), elsewhere with int32 tensor arithmetic: the same
+    bits (``numpy=False`` forces the tensor path on the CPU, for tests).
     """
 
-    def __init__(self, keys: Tensor, seed: int = 0, path: tuple[int, ...] = (), _root: Tensor | list[int] | None = None) -> None:
+    def __init__(self, keys: Tensor, seed: int = 0, path: tuple[int, ...] = (), *, numpy: bool | None = None) -> None:
         if keys.dim() != 1 or keys.dtype != torch.int64:
             raise ValueError(f"keys must be a (n,) int64 tensor, got shape {tuple(keys.shape)} dtype {keys.dtype}")
         self.keys, self.seed, self.path = keys, int(seed), tuple(path)
         self._counter = 0
-        self._small = keys.device.type == "cpu" and len(keys) <= SMALL
-        if _root is None:
-            s = fmix32(fmix32((self.seed >> 32) + _GOLDEN) ^ (self.seed & _MASK))
-            if self._small:
-                _root = [_root_word(k, s) for k in keys.tolist()]
-            else:
-                lo, hi = _as_i32(keys & _MASK), _as_i32(keys >> 32)
-                _root = fmix32_(fmix32_(hi.bitwise_xor_(_i32(s))).bitwise_xor_(lo))  # (n,) int32
-        self._root = _root
-        stream = _stream_word(self.path)
-        if self._small:
-            self._base: Tensor | list[int] = [fmix32(r ^ stream) for r in _root]  # type: ignore[union-attr]
+        self._np = keys.device.type == "cpu" if numpy is None else numpy
+        s = fmix32(fmix32((self.seed >> 32) + _GOLDEN) ^ (self.seed & _MASK))
+        if self._np:
+            k = keys.numpy().view(np.uint64)
+            lo, hi = (k & np.uint64(_MASK)).astype(np.uint32), (k >> np.uint64(32)).astype(np.uint32)
+            self._root: Any = _fmix32_np(_fmix32_np(hi ^ np.uint32(s)) ^ lo)  # (n,) uint32
         else:
-            self._base = fmix32_(_root.bitwise_xor(_i32(stream)))  # type: ignore[union-attr]
+            lo, hi = _as_i32(keys & _MASK), _as_i32(keys >> 32)
+            self._root = fmix32_(fmix32_(hi.bitwise_xor_(_i32(s))).bitwise_xor_(lo))  # (n,) int32
+        self._base: Any = self._stream_base(self.path)
+
+    def _stream_base(self, path: tuple[int, ...]) -> Any:
+        w = _stream_word(path)
+        if self._np:
+            return _fmix32_np(self._root ^ np.uint32(w))
+        return fmix32_(self._root.bitwise_xor(_i32(w)))
 
     @classmethod
     def from_generator(cls, n: int, generator: torch.Generator, seed: int = 0) -> Draw:
@@ -131,31 +139,42 @@ class Draw:
     def device(self) -> torch.device:
         return self.keys.device
 
+    def _sibling(self, path: tuple[int, ...]) -> Draw:
+        kid = Draw.__new__(Draw)
+        kid.keys, kid.seed, kid.path, kid._counter, kid._np, kid._root = self.keys, self.seed, path, 0, self._np, self._root
+        return kid
+
     def child(self, i: int) -> Draw:
         """An independent stream for sub-op ``i`` (same keys and seed)."""
-        return Draw(self.keys, self.seed, self.path + (int(i),), _root=self._root)
+        kid = self._sibling(self.path + (int(i),))
+        kid._base = kid._stream_base(kid.path)
+        return kid
 
     def children(self, m: int, words: int = 8) -> list[Draw]:
         """``[child(0), ..., child(m - 1)]`` with their first ``words`` words hashed in one batched call.
 
-        What a pipeline hands its ops: a constant number of tensor calls for any number of ops
-        (each op's first draws are views of the block), the same values as ``child(i)``.
+        What a pipeline hands its ops: a constant number of calls for any number of ops (each
+        op's first draws are views of the block), the same values as ``child(i)``.
         """
-        kids = [Draw.__new__(Draw) for _ in range(m)]
-        for i, kid in enumerate(kids):
-            kid.keys, kid.seed, kid.path, kid._counter, kid._small = self.keys, self.seed, self.path + (i,), 0, self._small
-            kid._root = self._root
-        if self._small or m == 0:
-            for kid in kids:
-                kid._base = [fmix32(r ^ _stream_word(kid.path)) for r in self._root]  # type: ignore[union-attr]
+        kids = [self._sibling(self.path + (i,)) for i in range(m)]
+        if m == 0:
             return kids
-        streams = torch.tensor([_i32(_stream_word(kid.path)) for kid in kids], dtype=torch.int32).to(self.device, non_blocking=True)
-        base = fmix32_(self._root[None, :] ^ streams[:, None])  # type: ignore[index,call-overload]  # (m, n)
-        c = torch.arange(1, words + 1, dtype=torch.int32, device=self.device).mul_(_i32(_GOLDEN))  # (words,), wraps
-        block = fmix32_(base[:, None, :] + c[None, :, None])  # (m, words, n)
-        uniform = torch.bitwise_right_shift(block, 8).bitwise_and_(0xFFFFFF).float().mul_(2.0**-24)
+        streams = [_stream_word(kid.path) for kid in kids]
+        if self._np:
+            base = _fmix32_np(self._root[None, :] ^ np.asarray(streams, dtype=np.uint32)[:, None])  # (m, n)
+            c = np.arange(1, words + 1, dtype=np.uint32) * np.uint32(_GOLDEN)  # (words,), wraps
+            block = _fmix32_np(base[:, None, :] + c[None, :, None])  # (m, words, n)
+            uniform = _uniforms_np(block)
+            for i, kid in enumerate(kids):
+                kid._base, kid._block, kid._uniform = base[i], torch.from_numpy(block[i].view(np.int32)), uniform[i]
+            return kids
+        st = torch.tensor([_i32(w) for w in streams], dtype=torch.int32).to(self.device, non_blocking=True)
+        base_t = fmix32_(self._root[None, :] ^ st[:, None])  # (m, n)
+        ct = torch.arange(1, words + 1, dtype=torch.int32, device=self.device).mul_(_i32(_GOLDEN))  # (words,), wraps
+        block_t = fmix32_(base_t[:, None, :] + ct[None, :, None])  # (m, words, n)
+        uniform_t = torch.bitwise_right_shift(block_t, 8).bitwise_and_(0xFFFFFF).float().mul_(2.0**-24)
         for i, kid in enumerate(kids):
-            kid._base, kid._block, kid._uniform = base[i], block[i], uniform[i]
+            kid._base, kid._block, kid._uniform = base_t[i], block_t[i], uniform_t[i]
         return kids
 
     _block: Tensor | None = None  # (words, n) int32: the first words, hashed ahead by ``children``
@@ -168,14 +187,16 @@ class Draw:
         self._counter += k
         return out
 
-    def _words(self, k: int) -> Tensor | list[list[int]]:
+    def _words(self, k: int) -> Any:
+        """(k, n) hash words: uint32 numpy on the CPU, int32 tensor elsewhere."""
         c0 = self._counter
         self._counter += k
-        if self._small:
-            return [[fmix32(b + (((c0 + j + 1) * _GOLDEN) & _MASK)) for b in self._base] for j in range(k)]  # type: ignore[union-attr]
-        c = torch.arange(c0 + 1, c0 + k + 1, dtype=torch.int64, device=self.device)
-        step = _as_i32((c * _GOLDEN) & _MASK)  # (k,)
-        return fmix32_(self._base[None, :] + step[:, None])  # type: ignore[index,call-overload]  # (k, n) int32, wraps
+        if self._np:
+            c = (np.arange(c0 + 1, c0 + k + 1, dtype=np.uint64) * np.uint64(_GOLDEN)).astype(np.uint32)
+            return _fmix32_np(self._base[None, :] + c[:, None])
+        c_t = torch.arange(c0 + 1, c0 + k + 1, dtype=torch.int64, device=self.device)
+        step = _as_i32((c_t * _GOLDEN) & _MASK)  # (k,)
+        return fmix32_(self._base[None, :] + step[:, None])  # (k, n) int32, wraps
 
     def words(self, k: int) -> Tensor:
         """(k, n) int32: the next ``k`` hash words of each sample (uniform 32-bit patterns)."""
@@ -183,9 +204,7 @@ class Draw:
         if pre is not None:
             return pre
         w = self._words(k)
-        if isinstance(w, Tensor):
-            return w
-        return torch.tensor([[_i32(v) for v in row] for row in w], dtype=torch.int32).reshape(k, self.n)
+        return torch.from_numpy(w.view(np.int32)) if self._np else w
 
     def rand(self, k: int) -> Tensor:
         """(k, n) float32 uniforms in [0, 1): the top 24 bits of ``words(k)`` over 2**24."""
@@ -193,10 +212,9 @@ class Draw:
         if pre is not None:
             return pre
         w = self._words(k)
-        if not isinstance(w, Tensor):
-            return torch.tensor([[(v >> 8) * 2.0**-24 for v in row] for row in w], dtype=torch.float32).reshape(k, self.n)
-        w = torch.bitwise_right_shift(w, 8).bitwise_and_(0xFFFFFF)
-        return w.float().mul_(2.0**-24)
+        if self._np:
+            return _uniforms_np(w)
+        return torch.bitwise_right_shift(w, 8).bitwise_and_(0xFFFFFF).float().mul_(2.0**-24)
 
     def integers(self, low: int, high: int) -> Tensor:
         """(n,) int64 uniform in [low, high) for a small range (high - low <= 2**16)."""
@@ -208,6 +226,10 @@ class Draw:
     def bits31(self) -> Tensor:
         """(n,) int64 uniform in [0, 2**31): e.g. the seed of a noise field."""
         return self.words(1)[0].to(torch.int64) & 0x7FFFFFFF
+
+
+def _uniforms_np(w: np.ndarray) -> Tensor:
+    return torch.from_numpy((w >> np.uint32(8)).astype(np.float32) * np.float32(2.0**-24))
 
 
 def item_keys(base: int, index: Tensor) -> Tensor:

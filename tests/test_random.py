@@ -22,23 +22,23 @@ def test_fmix32_matches_murmur3_on_ints_and_tensors():
     assert [v % 2**32 for v in fmix32_(t).tolist()] == [murmur_fmix32(v) for v in vals]
 
 
-def test_few_samples_hashed_in_python_equal_the_batched_tensor_path():
-    keys = torch.randint(0, 2**62, (64,), generator=torch.Generator().manual_seed(0))
+def test_numpy_path_equals_the_tensor_path_for_any_batch_split():
+    keys = torch.cat([torch.randint(0, 2**62, (62,), generator=torch.Generator().manual_seed(0)), torch.tensor([0, 2**63 - 1])])
     for path in [(), (3,), (3, 1)]:
-        big = Draw(keys, 7, path)
+        big = Draw(keys, 7, path, numpy=False)  # int32 tensor arithmetic, as on an accelerator
         ref = [big.rand(2), big.words(3), big.integers(1, 4), big.bits31()]
-        for i in range(0, 64, 4):  # 4 samples take the Python path
-            small = Draw(keys[i : i + 4], 7, path)
+        for i in range(0, 64, 4):
+            small = Draw(keys[i : i + 4], 7, path)  # NumPy on the CPU
             got = [small.rand(2), small.words(3), small.integers(1, 4), small.bits31()]
             assert all(torch.equal(r[..., i : i + 4], g) for r, g in zip(ref, got))
 
 
 def test_children_prefetch_equals_child_streams():
     keys = torch.arange(100)
-    for n in (3, 100):  # the Python path and the tensor path
-        kids = Draw(keys[:n], 2).children(4, words=3)
+    for n, numpy in ((3, True), (100, True), (100, False)):
+        kids = Draw(keys[:n], 2, numpy=numpy).children(4, words=3)
         for i, kid in enumerate(kids):
-            ref = Draw(keys[:n], 2).child(i)
+            ref = Draw(keys[:n], 2, numpy=not numpy).child(i)
             # 2 + 1 words come from the block, the rest past it are hashed on demand
             assert torch.equal(kid.rand(2), ref.rand(2)) and torch.equal(kid.words(1), ref.words(1))
             assert torch.equal(kid.rand(2), ref.rand(2)) and torch.equal(kid.bits31(), ref.bits31())

@@ -74,7 +74,7 @@ def decode_image(path: str, max_pixels: int | None = None) -> tuple[np.ndarray |
             st = os.fstat(f.fileno())
             data = f.read()
         fp = {"source_size": st.st_size, "source_mtime_ns": st.st_mtime_ns, "source_sha256": hashlib.sha256(data).hexdigest()}
-        with Image.open(io.BytesIO(data)) as im:
+        with Image.open(_NamedBytes(data, os.path.basename(path))) as im:
             w, h = im.size
             if max_pixels is not None and w * h > max_pixels:
                 return None, f"{w}x{h} = {w * h:,} pixels is more than max_pixels={max_pixels:,} (raise --max-pixels to process it)", fp
@@ -82,6 +82,18 @@ def decode_image(path: str, max_pixels: int | None = None) -> tuple[np.ndarray |
             return pil_to_array(im, "image", alpha=False), None, fp
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError, DecompressionBombError)
         return None, f"{type(e).__name__}: {e}", fp
+
+
+class _NamedBytes(io.BytesIO):
+    """In-memory bytes that PIL's error messages name by the file's name, not a memory address
+    (which differs between runs and would make two manifests of one tree differ)."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        super().__init__(data)
+        self._name = name
+
+    def __repr__(self) -> str:
+        return repr(self._name)
 
 
 def source_fingerprint(path: Path, with_hash: bool) -> dict[str, Any] | None:

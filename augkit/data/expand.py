@@ -20,6 +20,7 @@ import shutil
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -178,6 +179,7 @@ def expand(
     max_pixels: int = MAX_PIXELS,
     prune: bool = False,
     annotations: str | Path | None = None,
+    _job: Callable[..., Any] | None = None,
 ) -> ExpandSummary:
     """Write ``copies`` augmented copies of every image below ``src`` into ``dst``, same layout.
 
@@ -207,6 +209,7 @@ def expand(
         annotations: a JSON Lines file of masks, boxes, labels and keypoints per source
             (``augkit.data.expand_targets``, docs/targets.md): each copy's mask is written as a PNG
             beside it, its boxes and keypoints into its manifest line.
+        _job: what runs the work list instead of the local engine (``expand_ray`` passes its Ray job).
     """
     start = time.perf_counter()
     if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
@@ -267,7 +270,7 @@ def expand(
     try:
         return _run_locked(
             pipe, seed, dev, src, dst, sources, mine, ks, shard, config, overwrite, lock, workers, batch_size,
-            format, quality, on_error, progress, max_pixels, prune, __version__, start, anns,
+            format, quality, on_error, progress, max_pixels, prune, __version__, start, anns, _job,
         )  # fmt: skip
     finally:
         lock.release()
@@ -296,7 +299,7 @@ def _run_locked(
     pipe: Pipeline, seed: int, dev: torch.device, src: Path, dst: Path, sources: list[str], mine: list[str],
     ks: list[int], shard: tuple[int, int], config: dict[str, Any], overwrite: bool, lock: DstLock, workers: int,
     batch_size: int, format: str, quality: int, on_error: str, progress: bool, max_pixels: int, prune: bool,
-    version: str, start: float, anns: dict[str, dict[str, Any]] | None = None,
+    version: str, start: float, anns: dict[str, dict[str, Any]] | None = None, job_class: Callable[..., Any] | None = None,
 ) -> ExpandSummary:  # fmt: skip
     check_config(dst, config, overwrite)
     prefix = f".augkit-tmp-{shard[0]}-of-{shard[1]}"
@@ -319,7 +322,7 @@ def _run_locked(
         write_atomic(part_manifest, manifest_text(done + stale), tmp_dir)
 
         n_todo = sum(len(p) for _, p in todo)
-        job = _Job(pipe, seed, dev, src, dst, tmp_dir, format, quality, batch_size, workers, part_manifest, on_error, max_pixels)
+        job = (job_class or _Job)(pipe, seed, dev, src, dst, tmp_dir, format, quality, batch_size, workers, part_manifest, on_error, max_pixels)
         job.annotations = anns or {}
         job.run(todo, n_todo, progress, lock.fd)
         write_atomic(part_manifest, manifest_text(done + stale + job.entries), tmp_dir)
