@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -159,14 +160,15 @@ class Pipeline:
         if not any(isinstance(op, SizingOp) for op in self.ops) or not len(params):
             return params
         dev = params[0]["apply"].device
-        cur = torch.as_tensor(hw, dtype=torch.int64, device=dev)
+        # sizes known on the host: cached device constants, no host-to-device copy per call
+        cur = hw.to(device=dev, dtype=torch.int64) if isinstance(hw, Tensor) else _size_vector((int(hw[0]), int(hw[1])), dev)
         cur = cur.expand(n, 2) if cur.dim() == 1 else cur
         values = list(params.values)
         for i, op in enumerate(self.ops):
             if isinstance(op, SizingOp):
                 if "box" not in values[i]:
                     values[i] = op.sample_sized(values[i], cur)
-                cur = torch.tensor(op.size, device=dev).expand(n, 2)
+                cur = _size_vector(op.size, dev).expand(n, 2)
             elif isinstance(op, Rot90):
                 odd = (torch.where(values[i]["apply"], values[i]["k"], 0) % 2 == 1)[:, None]
                 cur = torch.where(odd, cur.flip(1), cur)
@@ -569,3 +571,9 @@ def default_pipeline(seed: int | None = 0) -> Pipeline:
         ],
         seed=seed,
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _size_vector(hw: tuple[int, int], device: torch.device) -> Tensor:
+    """(2,) int64 (H, W) on ``device``, made once (read only)."""
+    return torch.tensor(hw, dtype=torch.int64, device=device)

@@ -25,7 +25,7 @@ import functools
 import torch
 from torch import Tensor
 
-__all__ = ["warp", "area_resample", "BORDER_MODES", "INTERPOLATION_MODES"]
+__all__ = ["warp", "warp_centred", "inverse_centred", "area_resample", "BORDER_MODES", "INTERPOLATION_MODES"]
 
 BORDER_MODES = {"constant": 0, "replicate": 1, "reflect": 2}  # grid_sampler padding_mode
 INTERPOLATION_MODES = {"bilinear": 0, "nearest": 1}
@@ -34,6 +34,101 @@ INTERPOLATION_MODES = {"bilinear": 0, "nearest": 1}
 @functools.lru_cache(maxsize=32)
 def _ramp(n: int, device: torch.device) -> Tensor:
     return torch.arange(n, dtype=torch.float32, device=device)
+
+
+@functools.lru_cache(maxsize=32)
+def _centred_ramps(out_hw: tuple[int, int], in_hw: tuple[int, int], device: torch.device) -> Tensor:
+    """(2, L) float32, L = max(H, W) of ``out_hw``: row 0 the output columns' offsets from the
+    output centre in the input's grid units (2 / W_in per pixel), row 1 the rows' (2 / H_in)."""
+    n = max(out_hw)
+    j = torch.arange(n, dtype=torch.float64)
+    rows = [(j - (out_hw[1] - 1) / 2) * (2 / in_hw[1]), (j - (out_hw[0] - 1) / 2) * (2 / in_hw[0])]
+    return torch.stack(rows).to(device=device, dtype=torch.float32)
+
+
+@functools.lru_cache(maxsize=32)
+def _grid_units(in_hw: tuple[int, int], device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """(2 / W, 2 / H): grid units per input pixel; and for (x0, y0, x1, y1) pixel boxes the (4,)
+    scale and offset into grid units (g = (2 x + 1) / n - 1)."""
+    k = [2 / in_hw[1], 2 / in_hw[0]]
+    o = [1 / in_hw[1] - 1, 1 / in_hw[0] - 1]
+    return tuple(torch.tensor(v, dtype=torch.float32, device=device) for v in (k, k + k, o + o))  # type: ignore[return-value]
+
+
+def warp_centred(
+    img: Tensor,
+    lin: Tensor | None,
+    shift: Tensor | None,
+    out_hw: tuple[int, int],
+    *,
+    border: str = "constant",
+    interpolation: str = "bilinear",
+    clip: Tensor | None = None,
+    grid: Tensor | None = None,
+) -> Tensor:
+    """Resample ``img`` by a map given forward in centred coordinates (``geometry.RunMap``).
+
+    u = pixel - (size - 1) / 2, x/y order; output pixel u_out reads the input at u_in where
+    u_out = lin u_in + shift. ``lin`` (B, 2): per-axis factors (a separable grid: two ramps,
+    solved by a division) or (B, 2, 2) (inverted in closed form; the grid is the sum of a
+    column term and a row term); None for 1. ``shift`` (B, 2) or None for 0. ``clip`` (B, 4)
+    (separable only): (x0, y0, x1, y1) input pixels the taps may read.
+    Shape: img (B, C, Hi, Wi) float32 -> (B, C, H, W), (H, W) = ``out_hw``; ``grid`` an optional
+    (B, H, W, 2) float32 buffer. A handful of small ops and one grid write, whatever B.
+    """
+    b, _, hi, wi = img.shape
+    h, w = out_hw
+    dev = img.device
+    if grid is None:
+        grid = torch.empty(b, h, w, 2, dtype=torch.float32, device=dev)
+    per, kbox, obox = _grid_units((hi, wi), dev)
+    if lin is None or lin.dim() == 2:  # separable: g = (ramp - K t) / s per axis
+        ramps = _centred_ramps(out_hw, (hi, wi), dev)  # (2, L)
+        g = ramps.expand(b, *ramps.shape) if shift is None else ramps - (shift * per)[:, :, None]
+        if lin is not None:
+            g = torch.div(g, lin[:, :, None], out=None if shift is None else g)
+        if clip is not None:
+            lim = torch.addcmul(obox, clip, kbox).view(b, 2, 2)  # [[x0, y0], [x1, y1]] in grid units
+            g = torch.clamp(g, lim[:, 0, :, None], lim[:, 1, :, None])
+        torch.stack((g[:, 0, None, :w].expand(b, h, w), g[:, 1, :h, None].expand(b, h, w)), dim=-1, out=grid)
+    else:
+        if clip is not None:
+            raise ValueError("clip needs a separable map (lin of shape (B, 2))")
+        a, q = inverse_centred(lin, shift)
+        rows = a * per[None, :, None]  # (B, 2, 2): row k in grid units of input axis k
+        xs = _ramp_centred(w, dev)[None, None, :, None]  # (1, 1, W, 1)
+        ys = _ramp_centred(h, dev)[None, :, None, None]  # (1, H, 1, 1)
+        gx = xs * rows[:, None, None, :, 0]  # (B, 1, W, 2)
+        col = rows[:, None, None, :, 1]  # (B, 1, 1, 2)
+        gy = ys * col if q is None else torch.addcmul((q * per)[:, None, None, :], ys, col)  # (B, H, 1, 2)
+        torch.add(gx, gy, out=grid)
+    return torch.grid_sampler_2d(img, grid, INTERPOLATION_MODES[interpolation], BORDER_MODES[border], False)
+
+
+def inverse_centred(lin: Tensor, shift: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """The inverse of u -> lin u + shift for (B, 2, 2) ``lin``: (a, q) with u_in = a u_out + q.
+
+    Closed form: the adjugate over the determinant (no ``linalg``: a few elementwise ops).
+    """
+    b = lin.shape[0]
+    m = lin.reshape(b, 4)  # (a, b, c, d) row-major
+    det = torch.mul(m[:, 0], m[:, 3]).addcmul_(m[:, 1], m[:, 2], value=-1)
+    adj = m[:, [3, 1, 2, 0]] * _signs(lin.device)
+    a = (adj / det[:, None]).view(b, 2, 2)
+    if shift is None:
+        return a, None
+    return a, torch.bmm(a, shift[:, :, None])[:, :, 0].neg_()
+
+
+@functools.lru_cache(maxsize=8)
+def _signs(device: torch.device) -> Tensor:
+    return torch.tensor([1.0, -1.0, -1.0, 1.0], device=device)
+
+
+@functools.lru_cache(maxsize=32)
+def _ramp_centred(n: int, device: torch.device) -> Tensor:
+    """j - (n - 1) / 2 for j < n, float32."""
+    return (torch.arange(n, dtype=torch.float64) - (n - 1) / 2).to(device=device, dtype=torch.float32)
 
 
 def _fold(u: Tensor, size: Tensor, border: str) -> Tensor:

@@ -389,3 +389,46 @@ def test_compiled_pipeline_equals_eager_call_for_call():
     assert all(torch.equal(a, b) for a, b in kept)  # outputs handed out are never written again
     with pytest.raises(ValueError, match="compile again"):
         g(x[:4])
+
+
+GENERAL_CASES = {
+    "affine+contrast": [ak.Affine(rotate=25, translate=0.1, scale=(0.8, 1.2), shear=8, fill=0.3), ak.Contrast(), ak.GaussianNoise()],
+    "rotate-reflect": [ak.HorizontalFlip(), ak.Rotate(30, border="reflect"), ak.Contrast()],
+    "translate-nearest": [ak.Translate(0.2, interpolation="nearest", border="replicate"), ak.VerticalFlip(), ak.Normalize()],
+    "rot90-square": [ak.Rot90(), ak.HorizontalFlip(), ak.GaussianNoise()],
+    "zoom-resize": [ak.Zoom(), ak.Rotate(10), ak.Resize((11, 16))],
+}
+
+
+@needs_triton
+@pytest.mark.parametrize("name", list(GENERAL_CASES))
+def test_fused_general_geometry_matches_torch_path(name):
+    """Runs of ops with no in-kernel matrix hand the kernel their matrices (``TensorBackend._geometry``)."""
+    ops = GENERAL_CASES[name]
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 256, (4, 3, 16, 16), generator=g, dtype=torch.uint8)
+    be = TensorBackend(ops, fused="always")
+    p = ak.Pipeline(ops, seed=1).sample(4).to(DEV)
+    from augkit.backends.tensor import _Value
+
+    geo = be._geometry(0, _Value(x.to(DEV), 1 / 255, 0.0), p)
+    assert geo is not None and be._covered(be.runs[0], x, True)
+    ref, y, fused, p = _pair(ops, x, seed=1)
+    assert y.shape == ref.shape
+    assert (y - ref).abs().max() <= TOL, float((y - ref).abs().max())
+    assert torch.equal(fused(x.to(DEV), params=p), y)  # exact replay
+
+
+@needs_triton
+def test_fused_general_geometry_falls_back_for_crops_and_antialias():
+    x = torch.randint(0, 256, (2, 3, 20, 24), dtype=torch.uint8)
+    from augkit.backends.tensor import _Value
+
+    for ops in ([ak.RandomResizedCrop(12), ak.Contrast()], [ak.Rotate(10), ak.CenterCrop(10)], [ak.Resize((10, 12), antialias=False)]):
+        be = TensorBackend(ops, fused="always")
+        p = ak.Pipeline(ops, seed=0).fill_sized(ak.Pipeline(ops, seed=0).sample(2), (20, 24))
+        geo = be._geometry(0, _Value(x, 1 / 255, 0.0), p)
+        rotating_crop = isinstance(ops[0], ak.Rotate)  # no clip box when the run rotates: the kernel takes it
+        assert (geo is not None) == rotating_crop
+        ref, y, *_ = _pair(ops, x)
+        assert (y - ref).abs().max() <= 1e-4

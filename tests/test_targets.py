@@ -392,7 +392,7 @@ def test_torch_ops_issued_for_targets_do_not_grow_with_the_batch():
 
     pipe = ak.Pipeline([ak.RandomResizedCrop((16, 16)), ak.HorizontalFlip(), ak.Affine(rotate=10), ak.Contrast()], seed=0)
     counts = []
-    for b in (4, 16):
+    for b in (4, 4, 16):  # the first call warms caches (device constants made once), as count_pipeline_ops does
         params = pipe.sample(b, hw=(H, W))
         kw = dict(masks=torch.zeros(b, H, W, dtype=torch.uint8), boxes=[torch.tensor([[1.0, 2.0, 20.0, 20.0], [5.0, 5.0, 9.0, 9.0]])] * b,
                   keypoints=[torch.rand(3, 2) * 20] * b, labels=[torch.arange(2)] * b)
@@ -400,7 +400,7 @@ def test_torch_ops_issued_for_targets_do_not_grow_with_the_batch():
             t = check_targets(b, (H, W), **kw)
             transform_targets(pipe.ops, params, (H, W), t, batch=b)
         counts.append(sum(c.n.values()))
-    assert counts[0] == counts[1], counts
+    assert counts[1] == counts[2], counts
 
 
 def test_gather_and_sampler_mask_paths_agree():

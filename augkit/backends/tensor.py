@@ -240,12 +240,29 @@ class TensorBackend:
         return fz.covers([self.ops[i] for n in run for i in self.steps[n].indices], w.shape[1], w.dtype, matrix)
 
     def _geometry(self, k: int, v: _Value, params: Params) -> fz.Geometry | None:
-        """Run ``k``'s matrices and output size from the torch side, for geometric ops the kernel cannot
-        compose itself (``fz.GEOMETRIC``); None when the kernel composes them (or the run has none).
-
-        The hook for general geometry: return ``fz.Geometry(inv, size, border, fill, interpolation)``.
+        """Run ``k``'s output -> input matrices and output size from the torch side, for geometric ops
+        the kernel cannot compose itself (``fz.GEOMETRIC``); None when the kernel composes them, the
+        run has none, or the fused kernel cannot resample it (a crop's clip box, antialiasing):
+        then the run takes the torch path.
         """
-        return None
+        step = self.steps[self.runs[k][0]]
+        if step.kind not in ("perm", "warp") or isinstance(v.w, list):
+            return None
+        ops = [self.ops[i] for i in step.indices]
+        if step.kind == "perm":  # flips and quarter turns: integer source pixels, read exactly
+            border, fill, interp = "constant", 0.0, "nearest"
+        else:
+            assert step.style is not None
+            border, fill, interp, antialias = step.style
+            if all(type(op) in fz.GEOMETRIC for op in ops) or (antialias and step.separable):
+                return None
+        run_ops = [self.ops[i] for n in self.runs[k] for i in self.steps[n].indices]
+        if not fz.covers(run_ops, v.w.shape[1], v.w.dtype, matrix=True):
+            return None
+        rm = G.compose(ops, [params[i] for i in step.indices], (v.w.shape[2], v.w.shape[3]), clip=step.separable)
+        if rm.clip is not None:  # taps clamped to a crop box: not in the kernel
+            return None
+        return fz.Geometry(rm.inverse(), rm.out_hw, border, fill, interp)
 
     def _fused_run(self, k: int) -> fz.FusedRun:
         got = self._fused_runs.get(k)
@@ -289,13 +306,13 @@ class TensorBackend:
     def _perm(self, step: _Step, v: _Value, params: Params, out: Tensor | None, sizes: Tensor | None = None) -> _Value:
         """Flips and quarter turns of square images: one exact gather (any dtype)."""
         w = v.w
-        m, _ = G.run_matrix([self.ops[i] for i in step.indices], [params[i] for i in step.indices], (w.shape[2], w.shape[3]))
-        inv = G.inverse_2x3(m).round().long()  # entries in {-1, 0, 1} and integer shifts
+        rm = G.compose([self.ops[i] for i in step.indices], [params[i] for i in step.indices], (w.shape[2], w.shape[3]), clip=False)
+        inv = rm.inverse().round_().long()  # entries in {-1, 0, 1} and integer shifts
         dst = self._ws.get("perm", tuple(w.shape), w.dtype, w.device)
         return _Value(F.permute_gather(w, inv, dst), v.a, v.b, mine=True)
 
     def _warp(self, step: _Step, v: _Value, params: Params, out: Tensor | None, sizes: Tensor | None = None) -> _Value:
-        """One resample for a run: its matrices composed (``geometry.run_matrix``), then one grid."""
+        """One resample for a run: its ops composed (``geometry.compose``), then one grid."""
         assert step.style is not None
         border, fill, interp, antialias = step.style
         ops = [self.ops[i] for i in step.indices]
@@ -308,17 +325,23 @@ class TensorBackend:
             in_hw = sizes
         else:
             in_hw = (w.shape[2], w.shape[3])
-        m, out_hw = G.run_matrix(ops, vals, in_hw)
-        inv = G.inverse_2x3(m)  # (B, 2, 3) output -> input
-        clip = G.run_clip(ops, vals, in_hw) if step.separable else None  # a crop's taps stay in its box
+        rm = G.compose(ops, vals, in_hw, clip=step.separable)  # the clip: a crop's taps stay in its box
+        out_hw, clip = rm.out_hw, rm.clip
         # outside the image must read as ``fill``: shift values so fill sits at 0 in w-units
         c = (fill - v.b) / v.a if border == "constant" else 0.0
         aa = antialias and step.separable
+        lin = rm.scale if rm.lin is None else rm.lin
         if ragged or (aa and _host_loops(w.device)):  # per sample, each from its own image (or the part it reads)
+            inv = rm.inverse() if aa else None
             dst = self._ws.get("warp", (len(w), w[0].shape[0], *out_hw), torch.float32, w[0].device)
             for b in range(len(w)):
-                cb = None if clip is None else clip[b : b + 1]
-                dst[b : b + 1] = _warp_one(w[b][None], inv[b : b + 1], out_hw, border, interp, step.separable, aa, cb, c)
+                row = slice(b, b + 1)
+                if inv is not None:
+                    dst[row] = _warp_one(w[b][None], inv[row], out_hw, border, interp, step.separable, aa, _rows(clip, row), c)
+                else:  # the uniform batch's grid formula, on this image alone (its own centre)
+                    img = w[b][None].float()
+                    dst[row] = W.warp_centred(img - c if c else img, _rows(lin, row), _rows(rm.shift, row), out_hw,
+                                              border=border, interpolation=interp, clip=_rows(clip, row))
             return _Value(dst, v.a, v.b + v.a * c, mine=True)
         src = w
         if c != 0.0:
@@ -331,28 +354,29 @@ class TensorBackend:
         elif w.dtype != torch.float32:
             src = self._ws.get("in", tuple(w.shape), torch.float32, w.device).copy_(w)
         bsz = len(w)
+        after = v.b + v.a * c
         if aa:  # batched antialiased resample (the GPU path; ragged batches come padded with ``sizes``)
-            return _Value(W.area_resample(src, inv, out_hw, border=border, hw=sizes, clip=clip), v.a, v.b + v.a * c, mine=True)
+            return _Value(W.area_resample(src, rm.inverse(), out_hw, border=border, hw=sizes, clip=clip), v.a, after, mine=True)
         grid = self._ws.get("grid", (bsz, *out_hw, 2), torch.float32, w.device)
-        sized = any(isinstance(op, SizingOp) for op in ops) or out_hw != tuple(w.shape[2:]) or sizes is not None
-        if sized:
-            warped = W.warp(src, inv, out_hw, border=border, interpolation=interp, separable=step.separable, hw=sizes, grid=grid, clip=clip)
-            return _Value(warped, v.a, v.b + v.a * c, mine=True)
-        moved = vals[0]["apply"]  # which samples any op of the run changed
-        for p in vals[1:]:
-            moved = moved | p["apply"]
-        kw: dict[str, Any] = {"border": border, "interpolation": interp, "separable": step.separable}
+        if sizes is not None:  # a padded ragged batch: each sample's own borders, in pixels
+            warped = W.warp(src, rm.inverse(), out_hw, border=border, interpolation=interp, separable=step.separable, hw=sizes, grid=grid, clip=clip)
+            return _Value(warped, v.a, after, mine=True)
+        kw: dict[str, Any] = {"border": border, "interpolation": interp}
+        if any(isinstance(op, SizingOp) for op in ops) or out_hw != tuple(w.shape[2:]):
+            return _Value(W.warp_centred(src, lin, rm.shift, out_hw, clip=clip, grid=grid, **kw), v.a, after, mine=True)
+        moved = rm.moved  # which samples any op of the run changed
         if _host_selects(w.device):  # selection is free on the host: warp only moved samples
             idx = moved.nonzero().squeeze(1)
             if len(idx) == bsz:
-                warped = W.warp(src, inv, out_hw, grid=grid, **kw)
+                warped = W.warp_centred(src, lin, rm.shift, out_hw, grid=grid, **kw)
             else:
                 warped = src.clone()
                 if len(idx):
-                    warped.index_copy_(0, idx, W.warp(src[idx], inv[idx], out_hw, grid=grid[: len(idx)], **kw))
+                    part = W.warp_centred(src[idx], _rows(lin, idx), _rows(rm.shift, idx), out_hw, grid=grid[: len(idx)], **kw)
+                    warped.index_copy_(0, idx, part)
         else:  # no host sync: warp all, keep unmoved samples bit-exact
-            warped = torch.where(moved[:, None, None, None], W.warp(src, inv, out_hw, grid=grid, **kw), src)
-        return _Value(warped, v.a, v.b + v.a * c, mine=True)
+            warped = torch.where(moved[:, None, None, None], W.warp_centred(src, lin, rm.shift, out_hw, grid=grid, **kw), src)
+        return _Value(warped, v.a, after, mine=True)
 
     def _contrast(self, step: _Step, v: _Value, params: Params, out: Tensor | None, sizes: Tensor | None = None) -> _Value:
         p = params[step.indices[0]]
@@ -484,6 +508,10 @@ def _crop_resize(img: Tensor, inv: Tensor, out_hw: tuple[int, int], clip: Tensor
     out = torch.nn.functional.interpolate(crop, out_hw, mode="bilinear", align_corners=False, antialias=True)
     dims = [d for d, f in zip((3, 2), flips) if f]
     return out.flip(dims) if dims else out
+
+
+def _rows(t: Tensor | None, idx: Tensor | slice) -> Tensor | None:
+    return None if t is None else t[idx]
 
 
 def _host_loops(device: torch.device) -> bool:

@@ -9,6 +9,7 @@ the op's position. ``sample`` draws everything that does not depend on the size.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -269,30 +270,41 @@ class RandomResizedCrop(SizingOp, Op):
         }
 
     def sample_sized(self, values: dict[str, Tensor], hw: Tensor) -> dict[str, Tensor]:
-        h_img, w_img = hw[:, 0:1].double(), hw[:, 1:2].double()  # (B, 1)
+        # float64: round(sqrt(...)) must land on the integer torchvision's Python floats give.
+        # Heights and widths travel as (B, 2) pairs (H, W) so each step is one op for both.
+        dims = hw.double()  # (B, 2) (H, W)
+        h_img, w_img = dims[:, 0:1], dims[:, 1:2]  # (B, 1)
         target = values["area"].double() * h_img * w_img  # (B, 10)
         r = values["log_ratio"].double().exp()
         w = torch.round(torch.sqrt(target * r))  # round half to even, as Python's round
         h = torch.round(torch.sqrt(target / r))
         fits = (w > 0) & (w <= w_img) & (h > 0) & (h <= h_img)  # (B, 10)
-        first = torch.where(fits, torch.arange(RRC_TRIES, 0, -1, device=hw.device), 0).argmax(1, keepdim=True)
-        any_fit = fits.any(1)
-        w_try, h_try = w.gather(1, first)[:, 0], h.gather(1, first)[:, 0]
+        first = torch.where(fits, _try_order(hw.device), _zero_long(hw.device)).argmax(1, keepdim=True)
+        any_fit = fits.any(1, keepdim=True)  # (B, 1)
+        tried = torch.cat([h.gather(1, first), w.gather(1, first)], 1)  # (B, 2) (h, w)
         # fallback: the whole image, cut to the nearest allowed ratio, centred
-        hh, ww = hw[:, 0].double(), hw[:, 1].double()
+        hh, ww = dims[:, 0], dims[:, 1]
         lo, hi = min(self.ratio), max(self.ratio)
         in_ratio = ww / hh
         w_fb = torch.where(in_ratio > hi, torch.round(hh * hi), ww)
         h_fb = torch.where(in_ratio < lo, torch.round(ww / lo), hh)
-        w_box = torch.where(any_fit, w_try, w_fb)
-        h_box = torch.where(any_fit, h_try, h_fb)
-        pos = values["pos"].double()
-        top = torch.where(any_fit, torch.floor(pos[:, 0] * (hh - h_box + 1)), torch.floor((hh - h_box) / 2))
-        left = torch.where(any_fit, torch.floor(pos[:, 1] * (ww - w_box + 1)), torch.floor((ww - w_box) / 2))
-        box = torch.stack([top, left, h_box, w_box], 1)
-        full = torch.stack([torch.zeros_like(hh), torch.zeros_like(ww), hh, ww], 1)
-        box = torch.where(values["apply"][:, None], box, full)
+        size = torch.where(any_fit, tried, torch.stack([h_fb, w_fb], 1))  # (B, 2) (h, w)
+        pos = values["pos"].double()  # (B, 2) (top, left) uniforms
+        room = dims - size
+        tl = torch.where(any_fit, torch.floor(pos * (room + 1)), torch.floor(room / 2))
+        box = torch.where(values["apply"][:, None], torch.cat([tl, size], 1), torch.cat([torch.zeros_like(dims), dims], 1))
         return {**values, "box": box.float()}
+
+
+@functools.lru_cache(maxsize=8)
+def _try_order(device: torch.device) -> Tensor:
+    """10, 9, ..., 1 (int64): argmax of it where a try fits picks the first try that fits."""
+    return torch.arange(RRC_TRIES, 0, -1, device=device)
+
+
+@functools.lru_cache(maxsize=8)
+def _zero_long(device: torch.device) -> Tensor:
+    return torch.zeros((), dtype=torch.int64, device=device)
 
 
 @dataclass(frozen=True)
