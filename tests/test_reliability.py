@@ -350,3 +350,27 @@ def test_item25_negative_index_is_the_same_item_and_augmentation() -> None:
         ds[5]
     with pytest.raises(IndexError, match="out of range"):
         ds[-6]
+
+
+# item 9 (and the range part of item 22): values must be finite in float32, ranges are numbers
+@pytest.mark.parametrize("make,match", [
+    (lambda: ak.Contrast(factor=(1e39, 1e39)), r"Contrast.factor must be \(lo, hi\) with 0 <= lo <= hi <= 1e\+06"),
+    (lambda: ak.Zoom(scale=(1e-40, 1.0)), r"Zoom.scale must be \(lo, hi\) with 0.001 <= lo <= hi <= 1000, got \(1e-40, 1.0\)"),
+    (lambda: ak.Normalize(std=(1e-46,), mean=(0.5,)), r"Normalize.std must be > 0 \(at least 1e-30\) and finite"),
+    (lambda: ak.Normalize(mean=(float("nan"),), std=(0.5,)), r"Normalize.mean must be finite for every channel"),
+    (lambda: ak.Normalize(mean=(1e39,), std=(0.5,)), r"Normalize.mean must be finite"),
+    (lambda: ak.GaussianNoise(std=(0.0, float("inf"))), r"GaussianNoise.std must be"),
+    (lambda: ak.Zoom(scale="12"), r"Zoom.scale must be \(lo, hi\) .*got '12'"),
+    (lambda: ak.Contrast(factor=b"12"), r"Contrast.factor must be"),
+    (lambda: ak.Zoom(scale=(0.8, "1.2")), r"Zoom.scale must be"),
+    (lambda: ak.Normalize(mean="0.5", std="0.5"), r"Normalize.mean and .std must be sequences of numbers"),
+])
+def test_item9_values_not_finite_in_float32_and_strings_are_rejected(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_item9_largest_accepted_values_give_finite_outputs():
+    x = torch.rand(2, 3, 16, 16)
+    pipe = ak.Pipeline([ak.Zoom(scale=(1e-3, 1e3)), ak.Contrast(factor=(0.0, 1e6)), ak.Normalize(mean=(0.5,) * 3, std=(1e-30,) * 3)], seed=0)
+    assert torch.isfinite(pipe(x)).all()
