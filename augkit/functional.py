@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from .buffers import byte_cache
+from .random import fmix32_
 
 __all__ = [
     "masked",
@@ -140,27 +141,14 @@ def _grey_weights(device: torch.device) -> Tensor:
 # give unrelated fields rather than shifted copies of one. Box-Muller turns the two 16-bit
 # halves of each hash into two normals.
 COUNTER_CACHE_BYTES = 64 << 20  # per device and process: the key-free hash of each recent image size
-_GOLDEN = 0x9E3779B9 - 2**32  # constants as int32 bit patterns
-_M1 = 0x85EBCA6B - 2**32
-_M2 = 0xC2B2AE35 - 2**32
-
-
-def _fmix32_(h: Tensor, tmp: Tensor) -> Tensor:
-    """murmur3 fmix32 in place on int32 (shifts made logical by masking)."""
-    for shift, mult in ((16, _M1), (13, _M2), (16, None)):
-        torch.bitwise_right_shift(h, shift, out=tmp)
-        tmp.bitwise_and_((1 << (32 - shift)) - 1)
-        h.bitwise_xor_(tmp)
-        if mult is not None:
-            h.mul_(mult)
-    return h
+_GOLDEN = 0x9E3779B9 - 2**32  # as an int32 bit pattern
 
 
 @byte_cache(COUNTER_CACHE_BYTES)
 def _hashed_counter(half: int, device: torch.device) -> Tensor:
     """fmix32((e + 1) * golden) for e < half, int32: the key-free half of the noise hash."""
     h = torch.arange(1, half + 1, dtype=torch.int32, device=device).mul_(_GOLDEN)
-    return _fmix32_(h, torch.empty_like(h))
+    return fmix32_(h, torch.empty_like(h))
 
 
 NOISE_BLOCK = 1 << 18  # hash pairs per block: the ~25 passes over a block stay in cache
@@ -208,7 +196,7 @@ def _normal_rows(counter: Tensor, key: Tensor, var2: Tensor, out: Tensor, h: Ten
     n = out.shape[1]
     half = h.shape[1]
     torch.add(counter, key, out=h)
-    _fmix32_(h, tmp)
+    fmix32_(h, tmp)
     # radius from the low 16 bits t: u1 = (t + 1) / 2**16 in (0, 1], r = std * sqrt(-2 ln u1)
     torch.bitwise_and(h, 0xFFFF, out=tmp)
     r.copy_(tmp)  # int -> float by copy: mixed-dtype arithmetic is many times slower on CPU

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["pil_to_array", "PIL_MODES"]
+__all__ = ["pil_to_array", "is_pil", "PIL_MODES"]
 
 _KEPT = ("L", "RGB", "RGBA")
 _TO_RGB = ("P", "CMYK", "YCbCr", "HSV", "RGBX")  # colours, no alpha of their own
@@ -19,6 +19,15 @@ _WITH_ALPHA = ("PA", "LA", "La", "RGBa")  # -> RGBA (alpha kept) or their colour
 _SIXTEEN = ("I;16", "I;16L", "I;16B", "I;16N")
 PIL_MODES = _KEPT + _TO_RGB + _WITH_ALPHA + _SIXTEEN + ("1", "I", "F")
 FLOAT_TOLERANCE = 1e-3  # as augkit.ops.FLOAT_TOLERANCE
+
+
+def is_pil(x: Any) -> bool:
+    """Whether ``x`` is a PIL image (False when Pillow is not importable)."""
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(x, Image.Image)
 
 
 def pil_to_array(img: Any, what: str = "image", alpha: bool = True) -> np.ndarray:

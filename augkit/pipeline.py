@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.utils.data import get_worker_info
 
 from .backends.tensor import TensorBackend, output_size
-from .imageconv import pil_to_array
+from .imageconv import is_pil, pil_to_array
 from .ops import (
     FLOAT_TOLERANCE,
     Contrast,
@@ -231,7 +231,7 @@ class Pipeline:
             if given:
                 raise ValueError("targets need one (B, C, H, W) tensor batch (or one image), not a list of images of mixed sizes")
             y, params = self._call_list(list(x), params)
-        elif isinstance(x, np.ndarray) or _is_pil(x):
+        elif isinstance(x, np.ndarray) or is_pil(x):
             if given:
                 y, params = self._call_numpy_targets(x, params, given)
             else:
@@ -547,14 +547,6 @@ def _short(value: Any, limit: int = 200) -> str:
     r.maxlevel = 3
     text = value if isinstance(value, str) and limit > 200 else r.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _is_pil(x: Any) -> bool:
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(x, Image.Image)
 
 
 def default_pipeline(seed: int | None = 0) -> Pipeline:

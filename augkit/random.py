@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Draw", "sample_key", "item_keys", "fmix32", "fmix32_", "KEY_HIGH"]
+__all__ = ["Draw", "sample_key", "item_keys", "fmix32", "fmix32_", "fmix32_np", "KEY_HIGH"]
 
 _GOLDEN = 0x9E3779B9
 _M1 = 0x85EBCA6B
@@ -82,13 +82,13 @@ def _stream_word(path: tuple[int, ...]) -> int:
     return w
 
 
-def _fmix32_np(h: np.ndarray) -> np.ndarray:
-    """murmur3 fmix32 in place on a uint32 array (multiplies wrap)."""
-    h ^= h >> np.uint32(16)
-    h *= np.uint32(_M1)
-    h ^= h >> np.uint32(13)
-    h *= np.uint32(_M2)
-    h ^= h >> np.uint32(16)
+def fmix32_np(h: np.ndarray, tmp: np.ndarray | None = None) -> np.ndarray:
+    """murmur3 fmix32 in place on a uint32 array (multiplies wrap); ``tmp`` an optional scratch
+    array of ``h``'s shape (no temporaries for large arrays)."""
+    for shift, mult in ((16, _M1), (13, _M2), (16, None)):
+        h ^= h >> np.uint32(shift) if tmp is None else np.right_shift(h, np.uint32(shift), out=tmp)
+        if mult is not None:
+            h *= np.uint32(mult)
     return h
 
 
@@ -113,7 +113,7 @@ class Draw:
         if self._np:
             k = keys.numpy().view(np.uint64)
             lo, hi = (k & np.uint64(_MASK)).astype(np.uint32), (k >> np.uint64(32)).astype(np.uint32)
-            self._root: Any = _fmix32_np(_fmix32_np(hi ^ np.uint32(s)) ^ lo)  # (n,) uint32
+            self._root: Any = fmix32_np(fmix32_np(hi ^ np.uint32(s)) ^ lo)  # (n,) uint32
         else:
             lo, hi = _as_i32(keys & _MASK), _as_i32(keys >> 32)
             self._root = fmix32_(fmix32_(hi.bitwise_xor_(_i32(s))).bitwise_xor_(lo))  # (n,) int32
@@ -122,7 +122,7 @@ class Draw:
     def _stream_base(self, path: tuple[int, ...]) -> Any:
         w = _stream_word(path)
         if self._np:
-            return _fmix32_np(self._root ^ np.uint32(w))
+            return fmix32_np(self._root ^ np.uint32(w))
         return fmix32_(self._root.bitwise_xor(_i32(w)))
 
     @classmethod
@@ -161,9 +161,9 @@ class Draw:
             return kids
         streams = [_stream_word(kid.path) for kid in kids]
         if self._np:
-            base = _fmix32_np(self._root[None, :] ^ np.asarray(streams, dtype=np.uint32)[:, None])  # (m, n)
+            base = fmix32_np(self._root[None, :] ^ np.asarray(streams, dtype=np.uint32)[:, None])  # (m, n)
             c = np.arange(1, words + 1, dtype=np.uint32) * np.uint32(_GOLDEN)  # (words,), wraps
-            block = _fmix32_np(base[:, None, :] + c[None, :, None])  # (m, words, n)
+            block = fmix32_np(base[:, None, :] + c[None, :, None])  # (m, words, n)
             uniform = _uniforms_np(block)
             for i, kid in enumerate(kids):
                 kid._base, kid._block, kid._uniform = base[i], torch.from_numpy(block[i].view(np.int32)), uniform[i]
@@ -193,7 +193,7 @@ class Draw:
         self._counter += k
         if self._np:
             c = (np.arange(c0 + 1, c0 + k + 1, dtype=np.uint64) * np.uint64(_GOLDEN)).astype(np.uint32)
-            return _fmix32_np(self._base[None, :] + c[:, None])
+            return fmix32_np(self._base[None, :] + c[:, None])
         c_t = torch.arange(c0 + 1, c0 + k + 1, dtype=torch.int64, device=self.device)
         step = _as_i32((c_t * _GOLDEN) & _MASK)  # (k,)
         return fmix32_(self._base[None, :] + step[:, None])  # (k, n) int32, wraps

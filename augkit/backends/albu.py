@@ -38,7 +38,7 @@ from ..ops import (
     check_channels,
 )
 from ..params import Params
-from ..random import KEY_HIGH, Draw
+from ..random import KEY_HIGH, Draw, fmix32_np
 from .albu_targets import MatrixTargets
 
 __all__ = [
@@ -230,18 +230,9 @@ class AugkitGaussianNoise(_Seeded, A.ImageOnlyTransform):
 
 # numpy port of ``augkit.functional.normal_field`` for one sample (same hash, same layout;
 # equal up to float rounding, checked in tests): 2x faster than torch's sin/cos/log on one CPU thread.
-_GOLDEN, _M1, _M2 = np.uint32(0x9E3779B9), np.uint32(0x85EBCA6B), np.uint32(0xC2B2AE35)
+_GOLDEN = np.uint32(0x9E3779B9)
 COUNTER_CACHE_BYTES = 64 << 20  # per process: the key-free hash of each recent image size
 _COUNTERS: ByteLRU[int] = ByteLRU(COUNTER_CACHE_BYTES)
-
-
-def _fmix32_np(h: np.ndarray, tmp: np.ndarray) -> np.ndarray:
-    for shift, mult in ((16, _M1), (13, _M2), (16, None)):
-        np.right_shift(h, np.uint32(shift), out=tmp)
-        h ^= tmp
-        if mult is not None:
-            h *= mult  # uint32 wraps, as the int32 multiply in torch
-    return h
 
 
 def _golden_counter(half: int) -> tuple[np.ndarray, np.ndarray]:
@@ -252,10 +243,10 @@ def _golden_counter(half: int) -> tuple[np.ndarray, np.ndarray]:
 def normal_field_np(seed: int, std: float, n: int) -> np.ndarray:
     """(n,) float32 ``std * N(0, 1)`` keyed by ``seed``: the row ``functional.normal_field`` gives for B = 1."""
     half = (n + 1) // 2
-    counter = _COUNTERS.get_or_make(half, lambda: _fmix32_np(*_golden_counter(half)))
+    counter = _COUNTERS.get_or_make(half, lambda: fmix32_np(*_golden_counter(half)))
     h = counter + np.uint32(int(seed) & 0x7FFFFFFF)
     tmp = np.empty_like(h)
-    _fmix32_np(h, tmp)
+    fmix32_np(h, tmp)
     np.bitwise_and(h, np.uint32(0xFFFF), out=tmp)  # radius from the low half: u1 in (0, 1]
     r = tmp.astype(np.float32)
     r += 1

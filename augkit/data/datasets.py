@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
-from ..imageconv import pil_to_array
+from ..imageconv import is_pil, pil_to_array
 from ..ops import Normalize, check_channels
 from ..params import Params
 from ..pipeline import Pipeline
@@ -37,16 +37,8 @@ def current_rank() -> int:
 
 
 # images -------------------------------------------------------------------------------
-def _is_pil(x: Any) -> bool:
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(x, Image.Image)
-
-
 def is_image(x: Any) -> bool:
-    return isinstance(x, (Tensor, np.ndarray)) or _is_pil(x)
+    return isinstance(x, (Tensor, np.ndarray)) or is_pil(x)
 
 
 def _pil_to_numpy(img: Any, what: str) -> np.ndarray:
@@ -59,7 +51,7 @@ def to_chw_uint8(img: Any, what: str = "image") -> Tensor:
     Accepts a PIL image, a numpy (H, W, C) or (H, W) uint8 array, or a (C, H, W) or (H, W)
     uint8 tensor.
     """
-    if _is_pil(img):
+    if is_pil(img):
         img = _pil_to_numpy(img, what)
     if isinstance(img, np.ndarray):
         if img.dtype != np.uint8:
@@ -90,7 +82,7 @@ def to_hwc_uint8(img: Any, what: str = "image") -> np.ndarray:
     """One image -> numpy (H, W, C) uint8 (or (H, W) if it came as a 2-D array/PIL "L")."""
     if isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 2:
         return img
-    if _is_pil(img) and img.mode == "L":
+    if is_pil(img) and img.mode == "L":
         return np.array(img)
     chw = to_chw_uint8(img, what)
     return np.ascontiguousarray(chw.permute(1, 2, 0).numpy())
@@ -106,7 +98,7 @@ def item_targets(item: Any) -> dict[str, Any]:
 
 def _mask_hwk(mask: Any, what: str) -> np.ndarray:
     """A dataset mask (PIL, numpy (H, W) / (H, W, K), tensor (H, W) / (K, H, W)) -> numpy HW / HWK."""
-    if _is_pil(mask):
+    if is_pil(mask):
         return np.asarray(mask)
     if isinstance(mask, Tensor):
         m = mask.cpu().numpy()
@@ -326,7 +318,7 @@ class AugmentedDataset(Dataset):
         chw = out[None] if out.dim() == 2 else out.permute(2, 0, 1)
         image = chw if self.output == "uint8" else to_float(chw, self.normalize)
         if targets:
-            return _put_targets(item, self.image_key, image, res, mask_chw=not isinstance(mask, np.ndarray) and not _is_pil(mask))
+            return _put_targets(item, self.image_key, image, res, mask_chw=not isinstance(mask, np.ndarray) and not is_pil(mask))
         return put(image)
 
 
