@@ -156,7 +156,7 @@ class DeviceLoader:
         self.epoch = epoch + 1  # only an epoch iterated to the end counts
 
     def _augment(self, images: Tensor | list[Tensor], index: Tensor | None, gen: torch.Generator, base: int,
-                 batch: Any = None, put: Callable[[Any], Any] | None = None) -> Any:
+                 batch: Any, put: Callable[[Any], Any]) -> Any:
         """The augmented batch: ``put`` rebuilds it around the new images; dict targets move too."""
         n = len(images)  # a list: images of mixed sizes
         if index is None:
@@ -165,8 +165,7 @@ class DeviceLoader:
             params = self.pipe.sample(n, self.device, keys=item_keys(base, index.to(self.device)))
         targets = item_targets(batch)
         if not targets:
-            out = self.pipe(images, params=params)
-            return out if put is None else put(out)
+            return put(self.pipe(images, params=params))
         if "mask" in targets:
             targets["masks"] = targets.pop("mask").to(self.device, non_blocking=True)
         res = self.pipe(images, params=params, **targets)
