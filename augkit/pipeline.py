@@ -294,7 +294,7 @@ class Pipeline:
         else:
             params = self._check_params(params, xb.shape[0], xb.device)
         params = self.fill_sized(params, (xb.shape[2], xb.shape[3]))
-        y = self._tensor(xb, _leaf_params(self.ops, params))
+        y = self._tensor(xb, _leaf_params(self.ops, self._tensor.ops, params))
         return (y[0] if single else y), params
 
     def sets_size_first(self) -> bool:
@@ -332,7 +332,7 @@ class Pipeline:
         else:
             params = self._check_params(params, n, first.device)
         params = self.fill_sized(params, torch.tensor(sizes, device=first.device))
-        return self._tensor(xs, _leaf_params(self.ops, params)), params
+        return self._tensor(xs, _leaf_params(self.ops, self._tensor.ops, params)), params
 
     def compile(self, example: Tensor, *, copy: bool = True) -> Any:
         """This pipeline's call for ``example``'s shape, dtype and CUDA device as one CUDA graph.
@@ -496,12 +496,12 @@ class Pipeline:
             raise ValueError(f"{where}: {e}") from None
 
 
-def _leaf_params(ops: list[Op], params: Params) -> Params:
-    """``params`` as the tensor backend's leaf ops (containers flattened) take them."""
-    if len(leaves(ops)) == len(ops):
+def _leaf_params(ops: list[Op], leaf_ops: list[Op], params: Params) -> Params:
+    """``params`` as the tensor backend's leaf ops (``leaf_ops``: containers flattened) take them."""
+    if len(leaf_ops) == len(ops):
         return params
     values = leaf_params(ops, params.values)
-    return Params(tuple(type(op).__name__ for op in leaves(ops)), tuple(values))
+    return Params(tuple(type(op).__name__ for op in leaf_ops), tuple(values))
 
 
 MAX_YAML_NODES = 10_000  # a pipeline is a few dozen nodes; aliases may not blow it up
