@@ -151,6 +151,7 @@ class TensorBackend:
         self._lock = threading.Lock()
         self._workspaces: dict[tuple, _Workspace] = {}
         self._consts: dict[tuple, tuple[Tensor, Tensor]] = {}
+        self._sizes: dict[tuple[int, int] | None, tuple[int, int]] = {}
 
     def __getstate__(self) -> dict:
         # scratch, outputs and thread-local state stay behind (they are caches)
@@ -197,7 +198,7 @@ class TensorBackend:
         else:
             c, hw, device, per_in = x.shape[1], (x.shape[2], x.shape[3]), x.device, x[0].numel() if len(x) else 0
         ws = self._local.ws = self._workspace(device)
-        ho, wo = output_size(self.ops, self.steps, hw)
+        ho, wo = self._output_size(hw)
         out = ws.output((bsz, c, ho, wo), device)
         if out.numel() == 0:
             return out
@@ -212,6 +213,14 @@ class TensorBackend:
             part = params.select(slice(i, i + rows)) if rows < bsz else params
             self._run(x[i : i + rows], part, out[i : i + rows], None, fused)
         return out
+
+    def _output_size(self, hw: tuple[int, int] | None) -> tuple[int, int]:
+        got = self._sizes.get(hw)
+        if got is None:
+            got = output_size(self.ops, self.steps, hw)  # raises on bad runs (never cached)
+            if len(self._sizes) < 64:
+                self._sizes[hw] = got
+        return got
 
     def _run(self, x: Tensor | list[Tensor], params: Params, out: Tensor, sizes: Tensor | None, fused: bool = False) -> None:
         first = x[0] if isinstance(x, list) else x
