@@ -136,8 +136,8 @@ class Draw:
         s = _seed_word(self.seed)
         if self._np:
             k = np.ascontiguousarray(keys.numpy()).view(np.uint32).reshape(-1, 2)  # (n, 2) 32-bit halves
-            lo, hi = (k[:, 0], k[:, 1]) if _LITTLE else (k[:, 1], k[:, 0])
-            self._root: Any = fmix32_np(fmix32_np(hi ^ np.uint32(s)) ^ lo)  # (n,) uint32
+            lo_n, hi_n = (k[:, 0], k[:, 1]) if _LITTLE else (k[:, 1], k[:, 0])
+            self._root: Any = fmix32_np(fmix32_np(hi_n ^ np.uint32(s)) ^ lo_n)  # (n,) uint32
         else:
             lo, hi = _as_i32(keys & _MASK), _as_i32(keys >> 32)
             self._root = fmix32_(fmix32_(hi.bitwise_xor_(_i32(s))).bitwise_xor_(lo))  # (n,) int32
@@ -196,8 +196,7 @@ class Draw:
             for i, kid in enumerate(kids):
                 kid._base_v, kid._block, kid._uniform = base[i], block[i], uniform[i]
             return kids
-        streams = [_stream_word(kid.path) for kid in kids]
-        st = torch.tensor([_i32(w) for w in streams], dtype=torch.int32).to(self.device, non_blocking=True)
+        st = torch.tensor([_i32(_stream_word(kid.path)) for kid in kids], dtype=torch.int32).to(self.device, non_blocking=True)
         base_t = fmix32_(self._root[None, :] ^ st[:, None])  # (m, n)
         ct = torch.arange(1, words + 1, dtype=torch.int32, device=self.device).mul_(_i32(_GOLDEN))  # (words,), wraps
         block_t = fmix32_(base_t[:, None, :] + ct[None, :, None])  # (m, words, n)
