@@ -342,18 +342,20 @@ class AlbuBackend:
         self.ops = list(ops)
         self.compose = to_compose(self.ops, seed)
         self.names = tuple(type(op).__name__ for op in self.ops)
+        from .. import geometry as G
+
+        self._runs = {r[0]: r for r in G.split_runs(self.ops)}  # geometric runs by their first op
 
     def __call__(self, img: np.ndarray, params: Params) -> np.ndarray:
         """Shape: (H, W) or (H, W, C) -> same; dtype kept (float32 for float input; float32 after Normalize).
 
         ``img`` has passed ``check_image``; ``params`` hold one sample.
         """
-        from .. import geometry as G
         from .albu_geometry import warp_run
 
         out = img
         host = self._host(params)
-        runs = {r[0]: r for r in G.split_runs(self.ops)}
+        runs = self._runs
         skip: set[int] = set()
         for i, (t, v) in enumerate(zip(self.compose.transforms, host, strict=True)):
             if i in skip:

@@ -54,13 +54,14 @@ def warp_run(img: np.ndarray, ops: list[Op], values: list[dict[str, torch.Tensor
     """
     h, w = img.shape[:2]
     values = [op.sample_sized(v, torch.tensor([[h, w]])) if isinstance(op, SizingOp) and "box" not in v else v for op, v in zip(ops, values)]
-    m, (ho, wo) = G.run_matrix(ops, values, (h, w))
+    rm = G.compose(ops, values, (h, w), clip=not mask)  # one composition: matrix, inverse and crop box
+    ho, wo = rm.out_hw
     border, fill, interp, antialias = G.run_style(ops)
     if mask:
         border, fill, interp, antialias = "constant", 0.0, "nearest", False
-    separable = not G.rotates(ops)
-    inv = G.inverse_2x3(m)
-    if antialias and separable and bool((G.shrink(inv)[0] > 1).any() or (G.shrink(inv)[1] > 1).any()):
+    separable = rm.separable
+    inv = rm.inverse() if antialias and separable else None
+    if inv is not None and bool(torch.stack(G.shrink(inv)).max() > 1):
         from .tensor import _warp_one
 
         with warnings.catch_warnings():
@@ -68,7 +69,7 @@ def warp_run(img: np.ndarray, ops: list[Op], values: list[dict[str, torch.Tensor
             x = torch.from_numpy(np.ascontiguousarray(img.reshape(h, w, -1))).permute(2, 0, 1)[None]
         c = fill * 255 if img.dtype == np.uint8 else fill
         c = c if border == "constant" else 0.0
-        y = _warp_one(x, inv, (ho, wo), border, interp, separable, True, G.run_clip(ops, values, (h, w)), c)
+        y = _warp_one(x, inv, (ho, wo), border, interp, separable, True, rm.clip, c)
         if c:
             y += c
         out = y[0].permute(1, 2, 0).numpy()
@@ -76,8 +77,8 @@ def warp_run(img: np.ndarray, ops: list[Op], values: list[dict[str, torch.Tensor
         return out.reshape((ho, wo) + img.shape[2:])
     value = fill * 255 if img.dtype == np.uint8 else fill
     ch = 1 if img.ndim == 2 else img.shape[2]
-    mat = m[0, :2].double().numpy()
-    clip = None if mask else G.run_clip(ops, values, (h, w))
+    mat = rm.matrix()[0, :2].double().numpy()
+    clip = rm.clip
     if clip is not None:  # a crop inside the image: its taps repeat the box edge, as on the tensor backend
         x0, y0, x1, y1 = clip[0].tolist()
         if all(float(v).is_integer() for v in (x0, y0, x1, y1)) and x0 >= 0 and y0 >= 0 and x1 < w and y1 < h:
