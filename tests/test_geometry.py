@@ -355,8 +355,8 @@ def test_numpy_backend_pixel_parity(photos, ops):
             assert out.shape == ref.shape and out.dtype == np.uint8
             d = np.abs(out.astype(np.float32) / 255 - ref) * 255
             assert d.mean() <= 1.0 and d[3:-3, 3:-3].max() <= 3.0, f"{name} {im.shape}: {d.mean():.3f} {d[3:-3, 3:-3].max():.2f}"
-            f32 = pipe(im.astype(np.float32) / 255, params=p)
-            assert np.abs(f32 - ref)[3:-3, 3:-3].mean() <= 1e-3
+            f32 = pipe(im.astype(np.float32) / 255, params=p)  # float in: against the tensor path on float input
+            assert np.abs(f32 - _tensor_ref(im.astype(np.float32) / 255, pipe, p))[3:-3, 3:-3].mean() <= 1e-3
 
 
 def test_numpy_backend_params_equal_keyed_batch_rows(photos):
@@ -438,8 +438,9 @@ def test_batched_ragged_path_issues_the_same_ops_for_any_batch_size(photos, monk
             with Count() as c:
                 pipe._tensor._run(batch, params, out, sizes)
             per_b.append(c.n)
-            ref = pipe(imgs, params=params)  # the CPU's per-sample loop gives the same pixels
-            assert (ref - out).abs().max() <= 2e-4
+            ref = pipe(imgs, params=params)  # the CPU's per-sample loop gives the same pixels, but
+            d = (ref - out).abs()  # resizes uint8 crops in uint8: levels rounded, fixed-point weights
+            assert d.max() <= 1 / 255 + 2e-4 and d.mean() <= 0.5 / 255
         # equal up to the views matmul adds for some shapes; a loop over samples would add ~20 per sample
         assert abs(per_b[0] - per_b[1]) <= 4, (ops, per_b)
 

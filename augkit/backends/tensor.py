@@ -465,7 +465,7 @@ def _warp_one(
         return W.warp(part(img), inv, out_hw, border=border, interpolation=interp, separable=separable, clip=clip)
     h, w = img.shape[2:]
     if clip is not None:
-        fast = _crop_resize(img, inv, out_hw, clip, part)
+        fast = _crop_resize(img, inv, out_hw, clip, part, shift)
         if fast is not None:
             return fast
     # the input rectangle the output reads, plus the widest triangle
@@ -487,9 +487,15 @@ def _warp_one(
     return W.area_resample(part(img[:, :, r0:r1, c0:c1]), sub, out_hw, border=border, hw=hw, clip=part_clip)
 
 
-def _crop_resize(img: Tensor, inv: Tensor, out_hw: tuple[int, int], clip: Tensor, part: Callable[[Tensor], Tensor]) -> Tensor | None:
+def _crop_resize(
+    img: Tensor, inv: Tensor, out_hw: tuple[int, int], clip: Tensor, part: Callable[[Tensor], Tensor], shift: float
+) -> Tensor | None:
     """``F.interpolate(antialias=True)`` of the integer box ``clip`` (1, 4) when ``inv`` is exactly
-    that box resized to ``out_hw`` (flipped or not) and the box lies inside the image; else None."""
+    that box resized to ``out_hw`` (flipped or not) and the box lies inside the image; else None.
+
+    A uint8 crop is resized as uint8 in channels-last memory (torch's fixed-point SIMD kernel,
+    about 5x faster than float32 on the CPU; levels rounded, within 0.5/255 of the float filter).
+    """
     x0, y0, x1, y1 = clip[0].tolist()
     h, w = img.shape[2:]
     if not all(float(v).is_integer() for v in (x0, y0, x1, y1)) or x0 < 0 or y0 < 0 or x1 >= w or y1 >= h:
@@ -504,8 +510,13 @@ def _crop_resize(img: Tensor, inv: Tensor, out_hw: tuple[int, int], clip: Tensor
             flips.append(True)
         else:
             return None
-    crop = part(img[:, :, int(y0) : int(y1) + 1, int(x0) : int(x1) + 1])
-    out = torch.nn.functional.interpolate(crop, out_hw, mode="bilinear", align_corners=False, antialias=True)
+    crop = img[:, :, int(y0) : int(y1) + 1, int(x0) : int(x1) + 1]
+    if crop.dtype == torch.uint8 and crop.shape[1] <= 4:  # the SIMD kernel's channel counts
+        out = torch.nn.functional.interpolate(crop.contiguous(memory_format=torch.channels_last), out_hw, mode="bilinear",
+                                              align_corners=False, antialias=True)
+        out = out.float().sub_(shift) if shift else out
+    else:
+        out = torch.nn.functional.interpolate(part(crop), out_hw, mode="bilinear", align_corners=False, antialias=True)
     dims = [d for d, f in zip((3, 2), flips) if f]
     return out.flip(dims) if dims else out
 
