@@ -417,10 +417,8 @@ def transform_targets(
     out: dict[str, Any] = {}
     if "masks" in targets:  # one nearest warp per run, as the image: a run's border reads its own input
         masks, has_k = targets["masks"]
-        for mr, run_hw, border, turns in runs:
-            if masks.device.type == "cpu":  # reading the matrices is free here: trust them, not the ops' ranges
-                turns = bool((mr[:, 0, 1] != 0).any() or (mr[:, 1, 0] != 0).any())
-            masks = warp_masks(masks, mr, run_hw, mask_fill, border, separable=not turns)
+        for mr, run_hw, border, _ in runs:
+            masks = warp_masks(masks, mr, run_hw, mask_fill, border)
         out["masks"] = masks if has_k else masks[:, 0]
     if "boxes" in targets:
         r = targets["boxes"]

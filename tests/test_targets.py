@@ -438,7 +438,7 @@ def _numpy_nearest(masks: np.ndarray, m: np.ndarray, out_hw: tuple[int, int], fi
     return out, tie
 
 
-@pytest.mark.parametrize("block", [None, 1], ids=["default blocks", "one sample per thread and block"])
+@pytest.mark.parametrize("block", [None, 1, 1 << 40], ids=["default blocks", "one sample per thread and block", "one block (as on a GPU)"])
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.bool, torch.int16, torch.int32, torch.int64])
 @pytest.mark.parametrize("border", ["constant", "replicate", "reflect"])
 def test_warp_masks_equals_a_numpy_nearest_warp(monkeypatch, block, dtype, border):
