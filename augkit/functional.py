@@ -160,7 +160,7 @@ def noise_block_rows(n: int, device: torch.device | str = "cpu") -> int:
     Blocks are a CPU cache choice; on any other device one block holds every row, so the
     number of ops per call does not grow with the batch.
     """
-    if torch.device(device).type != "cpu":
+    if (device.type if isinstance(device, torch.device) else torch.device(device).type) != "cpu":
         return 1 << 62
     return max(1, NOISE_BLOCK // ((n + 1) // 2))
 

@@ -22,6 +22,7 @@ from .ops import (
     Rot90,
     SizingOp,
     check_channels,
+    draw_params,
     leaf_params,
     leaves,
     op_from_dict,
@@ -146,7 +147,7 @@ class Pipeline:
         elif keys.shape != (n,):
             raise ValueError(f"keys must have shape ({n},), got {tuple(keys.shape)}")
         draws = Draw(keys.to(device=device, dtype=torch.int64)).children(len(self.ops))  # the seed enters through the keys
-        params = Params(tuple(type(op).__name__ for op in self.ops), tuple(op.sample(n, d) for op, d in zip(self.ops, draws)))
+        params = Params(tuple(type(op).__name__ for op in self.ops), tuple(draw_params(op, n, d) for op, d in zip(self.ops, draws)))
         return params if hw is None else self.fill_sized(params, hw)
 
     def fill_sized(self, params: Params, hw: tuple[int, int] | Tensor) -> Params:

@@ -14,8 +14,10 @@ value c of a stream is ``fmix32(fmix32(base ^ stream) + (c + 1) * golden)``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
+import sys
 from typing import Any
 
 import numpy as np
@@ -66,15 +68,37 @@ def fmix32(v: int) -> int:
 def fmix32_(h: Tensor, tmp: Tensor | None = None) -> Tensor:
     """murmur3 fmix32 in place on an int32 tensor (the bits of uint32 words)."""
     tmp = torch.empty_like(h) if tmp is None else tmp
-    for shift, mult in ((16, _i32(_M1)), (13, _i32(_M2)), (16, None)):
+    for shift, mask, mult in _FMIX_ROUNDS:
         torch.bitwise_right_shift(h, shift, out=tmp)
-        tmp.bitwise_and_((1 << (32 - shift)) - 1)
+        tmp.bitwise_and_(mask)
         h.bitwise_xor_(tmp)
         if mult is not None:
             h.mul_(mult)
     return h
 
 
+# (shift, mask making the arithmetic shift logical, multiplier as int32 bits) per fmix32 round
+_FMIX_ROUNDS = tuple((k, (1 << (32 - k)) - 1, None if m is None else _i32(m)) for k, m in ((16, _M1), (13, _M2), (16, None)))
+
+
+_LITTLE = sys.byteorder == "little"
+
+
+@functools.lru_cache(maxsize=256)
+def _seed_word(seed: int) -> int:
+    return fmix32(fmix32((seed >> 32) + _GOLDEN) ^ (seed & _MASK))
+
+
+@functools.lru_cache(maxsize=256)
+def _children_words(path: tuple[int, ...], m: int, words: int) -> tuple[np.ndarray, np.ndarray]:
+    """The stream words of children 0..m-1 of ``path`` (m, 1) and the counter steps (words, 1), uint32."""
+    streams = np.array([_stream_word(path + (i,)) for i in range(m)], dtype=np.uint32)[:, None]
+    c = (np.arange(1, words + 1, dtype=np.uint64) * np.uint64(_GOLDEN)).astype(np.uint32)[:, None]
+    streams.flags.writeable = c.flags.writeable = False
+    return streams, c
+
+
+@functools.lru_cache(maxsize=1024)
 def _stream_word(path: tuple[int, ...]) -> int:
     w = 0x5EED
     for i in path:
@@ -109,15 +133,22 @@ class Draw:
         self.keys, self.seed, self.path = keys, int(seed), tuple(path)
         self._counter = 0
         self._np = keys.device.type == "cpu" if numpy is None else numpy
-        s = fmix32(fmix32((self.seed >> 32) + _GOLDEN) ^ (self.seed & _MASK))
+        s = _seed_word(self.seed)
         if self._np:
-            k = keys.numpy().view(np.uint64)
-            lo, hi = (k & np.uint64(_MASK)).astype(np.uint32), (k >> np.uint64(32)).astype(np.uint32)
-            self._root: Any = fmix32_np(fmix32_np(hi ^ np.uint32(s)) ^ lo)  # (n,) uint32
+            k = np.ascontiguousarray(keys.numpy()).view(np.uint32).reshape(-1, 2)  # (n, 2) 32-bit halves
+            lo_n, hi_n = (k[:, 0], k[:, 1]) if _LITTLE else (k[:, 1], k[:, 0])
+            self._root: Any = fmix32_np(fmix32_np(hi_n ^ np.uint32(s)) ^ lo_n)  # (n,) uint32
         else:
             lo, hi = _as_i32(keys & _MASK), _as_i32(keys >> 32)
             self._root = fmix32_(fmix32_(hi.bitwise_xor_(_i32(s))).bitwise_xor_(lo))  # (n,) int32
-        self._base: Any = self._stream_base(self.path)
+
+    _base_v: Any = None  # the stream's base word per sample, hashed on first use
+
+    @property
+    def _base(self) -> Any:
+        if self._base_v is None:
+            self._base_v = self._stream_base(self.path)
+        return self._base_v
 
     def _stream_base(self, path: tuple[int, ...]) -> Any:
         w = _stream_word(path)
@@ -146,9 +177,7 @@ class Draw:
 
     def child(self, i: int) -> Draw:
         """An independent stream for sub-op ``i`` (same keys and seed)."""
-        kid = self._sibling(self.path + (int(i),))
-        kid._base = kid._stream_base(kid.path)
-        return kid
+        return self._sibling(self.path + (int(i),))
 
     def children(self, m: int, words: int = 8) -> list[Draw]:
         """``[child(0), ..., child(m - 1)]`` with their first ``words`` words hashed in one batched call.
@@ -159,36 +188,57 @@ class Draw:
         kids = [self._sibling(self.path + (i,)) for i in range(m)]
         if m == 0:
             return kids
-        streams = [_stream_word(kid.path) for kid in kids]
         if self._np:
-            base = fmix32_np(self._root[None, :] ^ np.asarray(streams, dtype=np.uint32)[:, None])  # (m, n)
-            c = np.arange(1, words + 1, dtype=np.uint32) * np.uint32(_GOLDEN)  # (words,), wraps
-            block = fmix32_np(base[:, None, :] + c[None, :, None])  # (m, words, n)
+            streams, c = _children_words(self.path, m, words)
+            base = fmix32_np(self._root[None, :] ^ streams)  # (m, n)
+            block = fmix32_np(base[:, None, :] + c)  # (m, words, n)
             uniform = _uniforms_np(block)
             for i, kid in enumerate(kids):
-                kid._base, kid._block, kid._uniform = base[i], torch.from_numpy(block[i].view(np.int32)), uniform[i]
+                kid._base_v, kid._block, kid._uniform = base[i], block[i], uniform[i]
             return kids
-        st = torch.tensor([_i32(w) for w in streams], dtype=torch.int32).to(self.device, non_blocking=True)
+        st = torch.tensor([_i32(_stream_word(kid.path)) for kid in kids], dtype=torch.int32).to(self.device, non_blocking=True)
         base_t = fmix32_(self._root[None, :] ^ st[:, None])  # (m, n)
         ct = torch.arange(1, words + 1, dtype=torch.int32, device=self.device).mul_(_i32(_GOLDEN))  # (words,), wraps
         block_t = fmix32_(base_t[:, None, :] + ct[None, :, None])  # (m, words, n)
         uniform_t = torch.bitwise_right_shift(block_t, 8).bitwise_and_(0xFFFFFF).float().mul_(2.0**-24)
         for i, kid in enumerate(kids):
-            kid._base, kid._block, kid._uniform = base_t[i], block_t[i], uniform_t[i]
+            kid._base_v, kid._block, kid._uniform = base_t[i], block_t[i], uniform_t[i]
         return kids
 
-    _block: Tensor | None = None  # (words, n) int32: the first words, hashed ahead by ``children``
-    _uniform: Tensor | None = None  # (words, n) float32: the same as uniforms
+    # the first words, hashed ahead by ``children``: (words, n) uint32 / float32 arrays on the
+    # NumPy path, int32 / float32 tensors elsewhere
+    _block: Any = None
+    _uniform: Any = None  # the same words as uniforms
+    _arrays = False  # NumPy path only: hand out NumPy arrays, not tensors (see ``arrays``)
 
-    def _prefetched(self, k: int, block: Tensor | None) -> Tensor | None:
+    def arrays(self) -> Draw:
+        """This stream (same counter), handing out NumPy arrays instead of tensors, on the NumPy
+        path: for ops whose ``sample`` is marked ``@array_api`` (a tiny array op costs a
+        fraction of a torch dispatch). Elsewhere the Draw itself."""
+        if self._np:
+            self._arrays = True
+        return self
+
+    @property
+    def on_host(self) -> bool:
+        """Whether this Draw hashes with NumPy (CPU keys)."""
+        return self._np
+
+    def _out(self, a: np.ndarray) -> Any:
+        return a if self._arrays else torch.from_numpy(a)
+
+    def _prefetched(self, k: int, block: Any) -> Any:
         if block is None or self._counter + k > block.shape[0]:
             return None
         out = block[self._counter : self._counter + k]
         self._counter += k
         return out
 
-    def _words(self, k: int) -> Any:
+    def _raw(self, k: int) -> Any:
         """(k, n) hash words: uint32 numpy on the CPU, int32 tensor elsewhere."""
+        pre = self._prefetched(k, self._block)
+        if pre is not None:
+            return pre
         c0 = self._counter
         self._counter += k
         if self._np:
@@ -200,36 +250,38 @@ class Draw:
 
     def words(self, k: int) -> Tensor:
         """(k, n) int32: the next ``k`` hash words of each sample (uniform 32-bit patterns)."""
-        pre = self._prefetched(k, self._block)
-        if pre is not None:
-            return pre
-        w = self._words(k)
-        return torch.from_numpy(w.view(np.int32)) if self._np else w
+        w = self._raw(k)
+        return self._out(w.view(np.int32)) if self._np else w
 
     def rand(self, k: int) -> Tensor:
         """(k, n) float32 uniforms in [0, 1): the top 24 bits of ``words(k)`` over 2**24."""
         pre = self._prefetched(k, self._uniform)
         if pre is not None:
-            return pre
-        w = self._words(k)
+            return self._out(pre) if self._np else pre
+        w = self._raw(k)
         if self._np:
-            return _uniforms_np(w)
+            return self._out(_uniforms_np(w))
         return torch.bitwise_right_shift(w, 8).bitwise_and_(0xFFFFFF).float().mul_(2.0**-24)
 
     def integers(self, low: int, high: int) -> Tensor:
         """(n,) int64 uniform in [low, high) for a small range (high - low <= 2**16)."""
         if not 0 < high - low <= 1 << 16:
             raise ValueError(f"integers needs 0 < high - low <= 65536, got [{low}, {high})")
-        w = self.words(1)[0].to(torch.int64) & _MASK  # (n,) in [0, 2**32)
+        if self._np:
+            wn = self._raw(1)[0].astype(np.int64)  # (n,) in [0, 2**32)
+            return self._out(low + (wn * (high - low)) // (1 << 32))
+        w = self._raw(1)[0].to(torch.int64) & _MASK
         return low + (w * (high - low)) // (1 << 32)
 
     def bits31(self) -> Tensor:
         """(n,) int64 uniform in [0, 2**31): e.g. the seed of a noise field."""
-        return self.words(1)[0].to(torch.int64) & 0x7FFFFFFF
+        if self._np:
+            return self._out(self._raw(1)[0].astype(np.int64) & 0x7FFFFFFF)
+        return self._raw(1)[0].to(torch.int64) & 0x7FFFFFFF
 
 
-def _uniforms_np(w: np.ndarray) -> Tensor:
-    return torch.from_numpy((w >> np.uint32(8)).astype(np.float32) * np.float32(2.0**-24))
+def _uniforms_np(w: np.ndarray) -> np.ndarray:
+    return (w >> np.uint32(8)).astype(np.float32) * np.float32(2.0**-24)
 
 
 def item_keys(base: int, index: Tensor) -> Tensor:

@@ -54,3 +54,30 @@ def test_uniforms_are_uniform_and_independent_across_streams_and_keys():
         assert abs(stats.pearsonr(a.numpy(), b.numpy())[0]) < 0.03
     ints = Draw(torch.arange(30_000)).integers(1, 4)
     assert stats.chisquare(torch.bincount(ints)[1:].numpy()).pvalue > 1e-3
+
+
+def test_pipeline_params_equal_on_the_numpy_and_the_tensor_path(monkeypatch):
+    """CPU draws run the ops' ``sample`` on NumPy arrays (``@array_api``); an accelerator runs it on
+    int32 tensors: every op's params must be the same bits either way."""
+    import augkit as ak
+    from augkit import pipeline as P
+
+    ops = [ak.HorizontalFlip(), ak.VerticalFlip(), ak.Zoom(), ak.Affine(scale=(0.8, 1.2), rotate=10, translate=0.1, shear=5),
+           ak.Rotate(), ak.Translate(), ak.Rot90(), ak.RandomResizedCrop(16), ak.RandomCrop(8), ak.Contrast(), ak.GaussianNoise(),
+           ak.Brightness(), ak.Saturation(), ak.Hue(), ak.ColorJitter(0.2, 0.2, 0.2, 0.1), ak.Gamma(), ak.Solarize(), ak.Posterize(),
+           ak.Sharpness(), ak.GaussianBlur(), ak.Erasing(), ak.OneOf([ak.Zoom(), ak.Rotate()])]
+    pipe = ak.Pipeline(ops, seed=0)
+    keys = torch.arange(50) * 7919
+    host = pipe.sample_keyed(keys, hw=(24, 32))
+
+    class TensorDraw(Draw):
+        def __init__(self, keys, seed=0, path=(), *, numpy=None):
+            super().__init__(keys, seed, path, numpy=False)
+
+    monkeypatch.setattr(P, "Draw", TensorDraw)
+    ref = pipe.sample_keyed(keys, hw=(24, 32))
+    assert sum(getattr(type(op).sample, "array_api", False) for op in ops) >= 20  # the NumPy path did run
+    for i in range(len(ops)):
+        assert host[i].keys() == ref[i].keys()
+        for k in ref[i]:
+            assert host[i][k].dtype == ref[i][k].dtype and torch.equal(host[i][k], ref[i][k]), (type(ops[i]).__name__, k)

@@ -36,6 +36,7 @@ from ..ops import (
     VerticalFlip,
     Zoom,
     check_channels,
+    draw_params,
 )
 from ..params import Params
 from ..random import KEY_HIGH, Draw, fmix32_np
@@ -96,7 +97,7 @@ class _Seeded:
 
     def get_params(self) -> dict[str, Any]:
         key = torch.tensor([int(self._rng().integers(0, KEY_HIGH - 1))])
-        params = host_params(self.op.sample(1, Draw(key).child(self.salt)))
+        params = host_params(draw_params(self.op, 1, Draw(key).child(self.salt)))
         if getattr(self, "_force", False):
             params["apply"] = True
         return params

@@ -151,6 +151,7 @@ class TensorBackend:
         self._lock = threading.Lock()
         self._workspaces: dict[tuple, _Workspace] = {}
         self._consts: dict[tuple, tuple[Tensor, Tensor]] = {}
+        self._sizes: dict[tuple[int, int] | None, tuple[int, int]] = {}
 
     def __getstate__(self) -> dict:
         # scratch, outputs and thread-local state stay behind (they are caches)
@@ -197,7 +198,7 @@ class TensorBackend:
         else:
             c, hw, device, per_in = x.shape[1], (x.shape[2], x.shape[3]), x.device, x[0].numel() if len(x) else 0
         ws = self._local.ws = self._workspace(device)
-        ho, wo = output_size(self.ops, self.steps, hw)
+        ho, wo = self._output_size(hw)
         out = ws.output((bsz, c, ho, wo), device)
         if out.numel() == 0:
             return out
@@ -212,6 +213,14 @@ class TensorBackend:
             part = params.select(slice(i, i + rows)) if rows < bsz else params
             self._run(x[i : i + rows], part, out[i : i + rows], None, fused)
         return out
+
+    def _output_size(self, hw: tuple[int, int] | None) -> tuple[int, int]:
+        got = self._sizes.get(hw)
+        if got is None:
+            got = output_size(self.ops, self.steps, hw)  # raises on bad runs (never cached)
+            if len(self._sizes) < 64:
+                self._sizes[hw] = got
+        return got
 
     def _run(self, x: Tensor | list[Tensor], params: Params, out: Tensor, sizes: Tensor | None, fused: bool = False) -> None:
         first = x[0] if isinstance(x, list) else x
@@ -493,8 +502,9 @@ def _crop_resize(
     """``F.interpolate(antialias=True)`` of the integer box ``clip`` (1, 4) when ``inv`` is exactly
     that box resized to ``out_hw`` (flipped or not) and the box lies inside the image; else None.
 
-    A uint8 crop is resized as uint8 in channels-last memory (torch's fixed-point SIMD kernel,
-    about 5x faster than float32 on the CPU; levels rounded, within 0.5/255 of the float filter).
+    A uint8 crop is resized as uint8 (torch's fixed-point SIMD kernel, fastest on channels-last
+    memory as photos from HWC arrays come: about 6x float32 on the CPU; levels rounded, within
+    one level of the float filter, benchmarks/crop_resize.py).
     """
     x0, y0, x1, y1 = clip[0].tolist()
     h, w = img.shape[2:]
@@ -512,8 +522,7 @@ def _crop_resize(
             return None
     crop = img[:, :, int(y0) : int(y1) + 1, int(x0) : int(x1) + 1]
     if crop.dtype == torch.uint8 and crop.shape[1] <= 4:  # the SIMD kernel's channel counts
-        out = torch.nn.functional.interpolate(crop.contiguous(memory_format=torch.channels_last), out_hw, mode="bilinear",
-                                              align_corners=False, antialias=True)
+        out = torch.nn.functional.interpolate(crop, out_hw, mode="bilinear", align_corners=False, antialias=True)
         out = out.float().sub_(shift) if shift else out
     else:
         out = torch.nn.functional.interpolate(part(crop), out_hw, mode="bilinear", align_corners=False, antialias=True)

@@ -12,7 +12,18 @@ import dataclasses
 import reprlib
 from typing import Any
 
-from .base import FLOAT32_MAX, SEED_HIGH, Op, check_number, check_p, check_range, uniform
+from .base import (
+    FLOAT32_MAX,
+    SEED_HIGH,
+    Op,
+    array_api,
+    check_number,
+    check_p,
+    check_range,
+    columns,
+    draw_params,
+    uniform,
+)
 from .compose import Container, OneOf, SomeOf, leaf_params, leaves
 from .filters import Erasing, GaussianBlur, Sharpness
 from .geometric import (
@@ -90,6 +101,9 @@ __all__ = [
     "check_range",
     "check_number",
     "uniform",
+    "array_api",
+    "columns",
+    "draw_params",
     "FLOAT_TOLERANCE",
     "FLOAT32_MAX",
     "SEED_HIGH",

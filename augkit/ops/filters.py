@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from torch import Tensor
 
 from ..random import Draw
-from .base import Op, check_number, check_range, uniform
+from .base import Op, array_api, check_number, check_range, columns, uniform
 from .photometric import _factor
 
 __all__ = ["Sharpness", "GaussianBlur", "Erasing", "ERASE_ATTEMPTS"]
@@ -30,6 +30,7 @@ class Sharpness(Op):
         super().__post_init__()
         object.__setattr__(self, "factor", _factor("Sharpness.factor", self.factor))
 
+    @array_api
     def sample(self, n: int, rng: Draw) -> dict[str, Tensor]:
         u = rng.rand(2)
         return {"apply": u[0] < self.p, "factor": uniform(u[1], *self.factor)}
@@ -62,6 +63,7 @@ class GaussianBlur(Op):
             return self.kernel_size
         return max(3, int(round(6 * self.sigma[1] + 1)) | 1)
 
+    @array_api
     def sample(self, n: int, rng: Draw) -> dict[str, Tensor]:
         u = rng.rand(2)
         return {"apply": u[0] < self.p, "sigma": uniform(u[1], *self.sigma)}
@@ -89,10 +91,11 @@ class Erasing(Op):
         object.__setattr__(self, "ratio", check_range("Erasing.ratio", self.ratio, low=0.0, high=1e3, strict=True))
         object.__setattr__(self, "value", check_number("Erasing.value", self.value, low=0.0, high=1.0))
 
+    @array_api
     def sample(self, n: int, rng: Draw) -> dict[str, Tensor]:
         u = rng.rand(3 + 2 * ERASE_ATTEMPTS)
         lr = (math.log(self.ratio[0]), math.log(self.ratio[1]))
-        area = uniform(u[3 : 3 + ERASE_ATTEMPTS], *self.scale).T.contiguous()  # (n, A)
-        log_ratio = uniform(u[3 + ERASE_ATTEMPTS :], *lr).T.contiguous()
+        area = columns(uniform(u[3 : 3 + ERASE_ATTEMPTS], *self.scale))  # (n, A)
+        log_ratio = columns(uniform(u[3 + ERASE_ATTEMPTS :], *lr))
         return {"apply": u[0] < self.p, "area": area, "log_ratio": log_ratio, "top": u[1], "left": u[2]}
 

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..random import Draw
-from .base import Op, check_number, check_range, uniform
+from .base import Op, array_api, check_number, check_range, columns, uniform
 
 __all__ = [
     "HorizontalFlip",
@@ -101,6 +101,7 @@ class Zoom(Op):
         object.__setattr__(self, "scale", check_range("Zoom.scale", self.scale, low=1e-3, high=1e3))
         object.__setattr__(self, "fill", check_number("Zoom.fill", self.fill, low=0.0, high=1.0))
 
+    @array_api
     def sample(self, n: int, rng: Draw) -> dict[str, Tensor]:
         u = rng.rand(2)
         return {"apply": u[0] < self.p, "scale": uniform(u[1], *self.scale)}
@@ -154,13 +155,14 @@ class Affine(_Warp):
         """Whether the matrix can rotate or shear (else it is axis-aligned)."""
         return self.rotate != (0.0, 0.0) or self.shear != (0.0, 0.0)
 
+    @array_api
     def sample(self, n: int, rng: Draw) -> dict[str, Tensor]:
         u = rng.rand(6)
         return {
             "apply": u[0] < self.p,
             "scale": uniform(u[1], *self.scale),
             "angle": uniform(u[2], *self.rotate),
-            "translate": uniform(u[3:5].T.contiguous(), *self.translate),  # (n, 2)
+            "translate": uniform(columns(u[3:5]), *self.translate),  # (n, 2)
             "shear": uniform(u[5], *self.shear),
         }
 
@@ -182,6 +184,7 @@ class Rotate(_Warp):
     def rotates(self) -> bool:
         return self.degrees != (0.0, 0.0)
 
+    @array_api
     def sample(self, n: int, rng: Draw) -> dict[str, Tensor]:
         u = rng.rand(2)
         return {"apply": u[0] < self.p, "angle": uniform(u[1], *self.degrees)}
@@ -201,9 +204,10 @@ class Translate(_Warp):
         super().__post_init__()
         object.__setattr__(self, "fraction", check_range("Translate.fraction", self.fraction, low=-1, high=1, scalar=_sym, scalar_doc="(-x, x)"))
 
+    @array_api
     def sample(self, n: int, rng: Draw) -> dict[str, Tensor]:
         u = rng.rand(3)
-        return {"apply": u[0] < self.p, "translate": uniform(u[1:3].T.contiguous(), *self.fraction)}
+        return {"apply": u[0] < self.p, "translate": uniform(columns(u[1:3]), *self.fraction)}
 
 
 @dataclass(frozen=True)
@@ -217,6 +221,7 @@ class Rot90(Op):
     kind: ClassVar[str] = "geometric"
     p: float = 0.5
 
+    @array_api
     def sample(self, n: int, rng: Draw) -> dict[str, Tensor]:
         apply = self._apply(rng)
         return {"apply": apply, "k": rng.integers(1, 4)}
@@ -258,15 +263,16 @@ class RandomResizedCrop(SizingOp, Op):
         if not isinstance(self.antialias, bool):
             raise ValueError(f"RandomResizedCrop.antialias must be True or False, got {self.antialias!r}")
 
+    @array_api
     def sample(self, n: int, rng: Draw) -> dict[str, Tensor]:
         apply = self._apply(rng)
         u = rng.rand(2 * RRC_TRIES + 2)  # (22, n)
         lr = (math.log(self.ratio[0]), math.log(self.ratio[1]))
         return {
             "apply": apply,
-            "area": uniform(u[:RRC_TRIES].T.contiguous(), *self.scale),
-            "log_ratio": uniform(u[RRC_TRIES : 2 * RRC_TRIES].T.contiguous(), *lr),
-            "pos": u[2 * RRC_TRIES :].T.contiguous(),
+            "area": uniform(columns(u[:RRC_TRIES]), *self.scale),
+            "log_ratio": uniform(columns(u[RRC_TRIES : 2 * RRC_TRIES]), *lr),
+            "pos": columns(u[2 * RRC_TRIES :]),
         }
 
     def sample_sized(self, values: dict[str, Tensor], hw: Tensor) -> dict[str, Tensor]:
@@ -370,9 +376,10 @@ class RandomCrop(SizingOp, Op):
         object.__setattr__(self, "fill", check_number("RandomCrop.fill", self.fill, low=0.0, high=1.0))
         check_choice("RandomCrop.border", self.border, BORDERS)
 
+    @array_api
     def sample(self, n: int, rng: Draw) -> dict[str, Tensor]:
         apply = self._apply(rng)
-        return {"apply": apply, "pos": rng.rand(2).T.contiguous()}
+        return {"apply": apply, "pos": columns(rng.rand(2))}
 
     def sample_sized(self, values: dict[str, Tensor], hw: Tensor) -> dict[str, Tensor]:
         size = torch.tensor(self.size, dtype=torch.float64, device=hw.device)

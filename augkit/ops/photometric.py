@@ -9,7 +9,7 @@ from typing import ClassVar, cast
 from torch import Tensor
 
 from ..random import Draw
-from .base import FLOAT32_MAX, Op, check_range, uniform
+from .base import FLOAT32_MAX, Op, array_api, check_range, uniform
 
 __all__ = [
     "Contrast",
@@ -44,6 +44,7 @@ class Contrast(Op):
         factor = check_range("Contrast.factor", self.factor, low=0.0, high=1e6, scalar=_jitter, scalar_doc="(max(0, 1 - x), 1 + x)")
         object.__setattr__(self, "factor", factor)
 
+    @array_api
     def sample(self, n: int, rng: Draw) -> dict[str, Tensor]:
         u = rng.rand(2)
         return {"apply": u[0] < self.p, "factor": uniform(u[1], *self.factor)}
@@ -68,6 +69,7 @@ class GaussianNoise(Op):
         std = check_range("GaussianNoise.std", self.std, low=0.0, high=1e3, scalar=lambda s: (0.0, s), scalar_doc="(0, x)")
         object.__setattr__(self, "std", std)
 
+    @array_api
     def sample(self, n: int, rng: Draw) -> dict[str, Tensor]:
         u = rng.rand(2)
         return {"apply": u[0] < self.p, "std": uniform(u[1], *self.std), "seed": rng.bits31()}
@@ -125,6 +127,7 @@ class _Factor(Op):
         super().__post_init__()
         object.__setattr__(self, "factor", _factor(f"{type(self).__name__}.factor", self.factor))
 
+    @array_api
     def sample(self, n: int, rng: Draw) -> dict[str, Tensor]:
         u = rng.rand(2)
         return {"apply": u[0] < self.p, "factor": uniform(u[1], *self.factor)}
@@ -162,6 +165,7 @@ class Hue(Op):
         super().__post_init__()
         object.__setattr__(self, "shift", _hue("Hue.shift", self.shift))
 
+    @array_api
     def sample(self, n: int, rng: Draw) -> dict[str, Tensor]:
         u = rng.rand(2)
         return {"apply": u[0] < self.p, "shift": uniform(u[1], *self.shift)}
@@ -188,6 +192,7 @@ class ColorJitter(Op):
             object.__setattr__(self, name, _factor(f"ColorJitter.{name}", getattr(self, name)))
         object.__setattr__(self, "hue", _hue("ColorJitter.hue", self.hue))
 
+    @array_api
     def sample(self, n: int, rng: Draw) -> dict[str, Tensor]:
         u = rng.rand(5)
         out = {"apply": u[0] < self.p}
@@ -207,6 +212,7 @@ class Gamma(Op):
         super().__post_init__()
         object.__setattr__(self, "gamma", check_range("Gamma.gamma", self.gamma, low=0.0, high=1e3, strict=True))
 
+    @array_api
     def sample(self, n: int, rng: Draw) -> dict[str, Tensor]:
         u = rng.rand(2)
         return {"apply": u[0] < self.p, "gamma": uniform(u[1], *self.gamma)}
@@ -241,6 +247,7 @@ class Solarize(Op):
         t = check_range("Solarize.threshold", self.threshold, low=0.0, high=1.0, scalar=lambda t: (t, t), scalar_doc="(x, x)")
         object.__setattr__(self, "threshold", t)
 
+    @array_api
     def sample(self, n: int, rng: Draw) -> dict[str, Tensor]:
         u = rng.rand(2)
         return {"apply": u[0] < self.p, "threshold": uniform(u[1], *self.threshold)}
@@ -263,6 +270,7 @@ class Posterize(Op):
             raise ValueError(f"Posterize.bits must be whole numbers in [1, 8], got {self.bits!r}")
         object.__setattr__(self, "bits", (int(b[0]), int(b[1])))
 
+    @array_api
     def sample(self, n: int, rng: Draw) -> dict[str, Tensor]:
         apply = self._apply(rng)
         return {"apply": apply, "bits": rng.integers(self.bits[0], self.bits[1] + 1)}
