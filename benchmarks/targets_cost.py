@@ -12,13 +12,17 @@ Run: ``python benchmarks/targets_cost.py [--size 224] [--batch 32] [--rounds 15]
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from augkit.bench.suite import BOXES_PER_IMAGE, detection_pipeline
-from augkit.targets import check_targets, transform_targets
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's augkit, not an installed one
+
+from augkit.bench.suite import BOXES_PER_IMAGE, detection_pipeline  # noqa: E402
+from augkit.targets import check_targets, transform_targets  # noqa: E402
 
 
 def main() -> None:

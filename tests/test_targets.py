@@ -411,3 +411,58 @@ def test_gather_and_sampler_mask_paths_agree():
     out64 = pipe(torch.zeros(6, 3, H, W), masks=m8.long(), params=params)
     differ = (out8["masks"].long() != out64["masks"]).float().mean()
     assert differ <= 0.002, float(differ)  # only exact half-pixel ties may round apart
+
+
+def _numpy_nearest(masks: np.ndarray, m: np.ndarray, out_hw: tuple[int, int], fill: int, border: str) -> tuple[np.ndarray, np.ndarray]:
+    """Reference nearest warp in float64 NumPy, one sample at a time: output pixel (j, i) reads the
+    input pixel nearest to M^-1 (j, i). Also returns where a source coordinate sits within 1e-3 of
+    a half-pixel tie (there float32 grids may round either way)."""
+    b, k, h, w = masks.shape
+    oh, ow = out_hw
+    jj, ii = np.meshgrid(np.arange(ow, dtype=np.float64), np.arange(oh, dtype=np.float64))
+    out = np.empty((b, k, oh, ow), masks.dtype)
+    tie = np.zeros((b, oh, ow), bool)
+    for s in range(b):
+        inv = np.linalg.inv(m[s])
+        x = inv[0, 0] * jj + inv[0, 1] * ii + inv[0, 2]
+        y = inv[1, 0] * jj + inv[1, 1] * ii + inv[1, 2]
+        tie[s] = (np.abs(np.abs(x - np.floor(x)) - 0.5) < 1e-3) | (np.abs(np.abs(y - np.floor(y)) - 0.5) < 1e-3)
+        sx, sy = np.rint(x).astype(np.int64), np.rint(y).astype(np.int64)
+        if border == "reflect":  # mirror about -0.5 and n - 0.5 (period 2 n), as np.pad "symmetric"
+            sx, sy = np.mod(sx, 2 * w), np.mod(sy, 2 * h)
+            sx, sy = np.where(sx >= w, 2 * w - 1 - sx, sx), np.where(sy >= h, 2 * h - 1 - sy, sy)
+        inside = (sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)
+        out[s] = masks[s][:, np.clip(sy, 0, h - 1), np.clip(sx, 0, w - 1)]
+        if border == "constant":
+            out[s][:, ~inside] = fill
+    return out, tie
+
+
+@pytest.mark.parametrize("block", [None, 1, 1 << 40], ids=["default blocks", "one sample per thread and block", "one block (as on a GPU)"])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.bool, torch.int16, torch.int32, torch.int64])
+@pytest.mark.parametrize("border", ["constant", "replicate", "reflect"])
+def test_warp_masks_equals_a_numpy_nearest_warp(monkeypatch, block, dtype, border):
+    """Rotations, scales, shears and shifts (hand-built matrices), a new output size, K = 2 and an
+    odd batch (an uneven last block): every pixel equals the float64 NumPy reference, ties aside."""
+    import augkit.targets as T
+
+    if block is not None:
+        monkeypatch.setattr(T, "MASK_BLOCK", block)
+    rng = np.random.default_rng(11)
+    b, oh, ow = 7, 21, 27
+    th = rng.uniform(-0.6, 0.6, b)
+    sc, sh = rng.uniform(0.7, 1.4, (b, 2)), rng.uniform(-0.2, 0.2, b)
+    m = np.zeros((b, 3, 3))
+    m[:, 0, 0], m[:, 0, 1] = sc[:, 0] * np.cos(th), -sc[:, 1] * np.sin(th) + sh
+    m[:, 1, 0], m[:, 1, 1] = sc[:, 0] * np.sin(th), sc[:, 1] * np.cos(th)
+    m[:, :2, 2], m[:, 2, 2] = rng.uniform(-6, 6, (b, 2)), 1.0
+    hi = 2 if dtype == torch.bool else 40
+    masks = torch.from_numpy(rng.integers(0, hi, (b, 2, H, W))).to(dtype)
+    if dtype == torch.int64:
+        masks[:, 0] += 2**40  # ids past float64's reach of exact 2**53 steps need the index gather
+    fill = 1 if dtype == torch.bool else 7
+    got = warp_masks(masks, torch.from_numpy(m), (oh, ow), fill, border).numpy()
+    ref, tie = _numpy_nearest(masks.numpy(), m, (oh, ow), fill, border)
+    assert got.dtype == ref.dtype and got.shape == ref.shape
+    assert tie.mean() < 0.01
+    np.testing.assert_array_equal(got[np.broadcast_to(~tie[:, None], got.shape)], ref[np.broadcast_to(~tie[:, None], ref.shape)])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +91,78 @@ def test_cli_annotations_and_bad_annotation_files(tmp_path):
     bad.write_text('{"source": "a/0.png", "boxes": [[5, 0, 1, 1]]}\n')
     with pytest.raises(ValueError, match=r"bad.jsonl line 1 \(a/0.png\): boxes must be xyxy with x2 >= x1"):
         expand(src, tmp_path / "f", copies=1, annotations=bad, workers=0, device="cpu")
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _run(src: Path, dst: Path, ann: Path, **kw):
+    return expand(src, dst, copies=2, pipeline=ak.Pipeline(PIPE, seed=0), annotations=ann, workers=0, device="cpu", **kw)
+
+
+def test_resume_verifies_masks_and_rewrites_damaged_or_missing_ones(tmp_path):
+    src, ann = make(tmp_path)
+    ref = tmp_path / "ref"
+    _run(src, ref, ann)
+    dst = tmp_path / "dst"
+    shutil.copytree(ref, dst)
+    # a partial run: one masked copy was never recorded and its files never written
+    lines = (dst / "manifest.jsonl").read_text().splitlines(keepends=True)
+    n = next(i for i, x in enumerate(lines) if json.loads(x)["output"] == "a/3_aug2.png")
+    last = json.loads(lines.pop(n))
+    assert last["mask"] == "a/3_aug2_mask.png"
+    (dst / "manifest.jsonl").write_text("".join(lines))
+    (dst / last["output"]).unlink()
+    (dst / last["mask"]).unlink()
+    # and masks of recorded copies damaged: cut short, or gone, while their images are intact
+    cut, gone = dst / "a" / "1_aug2_mask.png", dst / "a" / "2_aug1_mask.png"
+    cut.write_bytes(cut.read_bytes()[:40])
+    gone.unlink()
+    s = _run(src, dst, ann)
+    assert (s.written, s.skipped) == (3, 10 - 3)  # the unrecorded copy and the two with bad masks
+    assert _tree(dst) == _tree(ref)  # same bytes everywhere, manifest included
+    entries = _manifest(dst)
+    assert len(entries) == 10 and len({e["output"] for e in entries}) == 10
+    for e in entries:
+        assert _sha(dst / e["output"]) == e["sha256"]
+        if "mask" in e:
+            assert _sha(dst / e["mask"]) == e["mask_sha256"]
+
+
+def test_merge_rejects_another_shards_entry_whose_mask_is_damaged(tmp_path):
+    src, ann = make(tmp_path)
+    dst = tmp_path / "dst"
+    _run(src, dst, ann, shard="1/2")
+    part = [json.loads(x) for x in (dst / "manifest.part-1-of-2.jsonl").read_text().splitlines()]
+    victim = next(e for e in part if "mask" in e)
+    (dst / victim["mask"]).write_bytes(b"not a png")
+    s = _run(src, dst, ann, shard="0/2")  # the last shard merges, verifying the other shard's files
+    assert s.merged and s.rejected == 1
+    info = json.loads((dst / "augkit-expand.json").read_text())
+    assert info["rejected"] == [{"source": victim["source"], "output": victim["output"],
+                                 "reason": f"mask {victim['mask']!r} is missing or does not have the recorded sha256"}]
+    assert victim["output"] not in {e["output"] for e in _manifest(dst)}
+
+
+def test_prune_removes_the_masks_of_stale_outputs(tmp_path):
+    src, ann = make(tmp_path)
+    dst = tmp_path / "dst"
+    _run(src, dst, ann)
+    gone = ["a/1_aug1.png", "a/1_aug1_mask.png", "a/1_aug2.png", "a/1_aug2_mask.png"]
+    assert all((dst / f).is_file() for f in gone)
+    (src / "a" / "1.png").unlink()
+    s = _run(src, dst, ann)
+    assert s.stale == ("a/1_aug1.png", "a/1_aug2.png") and not s.pruned
+    assert all((dst / f).is_file() for f in gone)  # reported, kept
+    s = _run(src, dst, ann, prune=True)
+    assert s.pruned and s.stale == ("a/1_aug1.png", "a/1_aug2.png")
+    assert not any((dst / f).exists() for f in gone)
+    entries = _manifest(dst)
+    owned = {e["output"] for e in entries} | {e["mask"] for e in entries if "mask" in e}
+    assert owned == {p.relative_to(dst).as_posix() for p in (dst / "a").iterdir()}  # no orphans, nothing missing
+    assert all(_sha(dst / e["mask"]) == e["mask_sha256"] for e in entries if "mask" in e)

@@ -48,6 +48,19 @@ def output_name(source: str, copy: int, fmt: str) -> str:
     return f"{parent}/{stem}{tail}{ext}" if parent else f"{stem}{tail}{ext}"
 
 
+def mask_name(output: str) -> str:
+    """``cls/img_aug3.jpg`` -> ``cls/img_aug3_mask.png``: where a copy's mask goes (``--annotations``)."""
+    return output.rsplit(".", 1)[0] + "_mask.png"
+
+
+def entry_files(e: dict[str, Any]) -> list[tuple[str, str]]:
+    """(file, sha256) of every file a manifest entry owns: its output, and its mask if it has one."""
+    files = [(e["output"], e["sha256"])]
+    if "mask" in e:
+        files.append((e["mask"], e["mask_sha256"]))
+    return files
+
+
 def safe_relative(path: Any) -> bool:
     """Whether ``path`` is a plain relative posix path inside its root (no '..', not absolute, no NUL)."""
     if not isinstance(path, str) or not path or "\0" in path or "\\" in path or path.startswith("/"):
@@ -164,6 +177,7 @@ def valid_entry(e: Any) -> bool:
         isinstance(copy, int) and not isinstance(copy, bool) and copy >= 0
         and safe_relative(e.get("output"))
         and isinstance(e.get("sha256"), str) and len(e["sha256"]) == 64
+        and ("mask" not in e or e["mask"] == mask_name(e["output"]) and isinstance(e.get("mask_sha256"), str) and len(e["mask_sha256"]) == 64)
     )  # fmt: skip
 
 
@@ -280,10 +294,10 @@ def verify_entry(dst: Path, e: dict[str, Any], fmt: str, trusted: set[tuple[str,
             return f"output {e['output']!r} lies outside DST"
     except (OSError, RuntimeError):
         return f"output {e['output']!r} cannot be resolved"
-    if (e["output"], e["sha256"]) in trusted:
-        return None
-    if sha256_file(target) != e["sha256"]:
-        return f"output {e['output']!r} is missing or does not have the recorded sha256"
+    for name, digest in entry_files(e):
+        if (name, digest) not in trusted and sha256_file(dst / name) != digest:
+            what = "output" if name == e["output"] else "mask"
+            return f"{what} {name!r} is missing or does not have the recorded sha256"
     return None
 
 

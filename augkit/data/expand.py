@@ -44,6 +44,7 @@ from ._expand_files import (
     check_config,
     decode_image,
     encode_write,
+    entry_files,
     held_by_other,
     manifest_text,
     merge_parts,
@@ -330,7 +331,7 @@ def _run_locked(
         counts = {"sources": len(mine), "outputs": len(done) + job.written, "errors": len(errors)}
         info.update(status="complete", counts=counts)
         write_atomic(part_info, json.dumps(info, indent=2, sort_keys=True) + "\n", tmp_dir)
-        trusted = {(e["output"], e["sha256"]) for e in done + job.entries if "sha256" in e}
+        trusted = {f for e in done + job.entries if "sha256" in e for f in entry_files(e)}  # written or verified here
         merged, rejected = merge_parts(dst, config, shard[1], len(sources), version, tmp_dir, trusted)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -345,8 +346,9 @@ def _resume(
     src: Path, dst: Path, mine: list[str], ks: list[int], fmt: str, known: dict[str, dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[tuple[str, list[tuple[int, str]]]]]:
     """(entries already done, sources with their pending (copy, output)): an output is done when the
-    manifest lists it with its file's sha256 and the source it came from is unchanged (same size and
-    mtime, or same size and sha256)."""
+    manifest lists it with its file's sha256 (and its mask's, if it has one) and the source it came
+    from is unchanged (same size and mtime, or same size and sha256). A copy whose image or mask is
+    missing or damaged is pending: both are written again."""
     done, todo = [], []
     for s in mine:
         listed = {k: known.get(output_name(s, k, fmt)) for k in ks}
@@ -356,7 +358,7 @@ def _resume(
         for k in ks:
             out = output_name(s, k, fmt)
             e = entries.get(k)
-            if fresh and e is not None and sha256_file(dst / out) == e["sha256"]:
+            if fresh and e is not None and all(sha256_file(dst / name) == digest for name, digest in entry_files(e)):
                 done.append(e)
             else:
                 pending.append((k, out))
@@ -389,15 +391,17 @@ def _stale(
     """(entries kept, outputs removed) for outputs whose source is no longer in SRC.
 
     Without ``prune`` their entries stay in the manifest marked ``"stale": true`` (and every run
-    reports them); with it, each file that still has its recorded sha256 is removed.
+    reports them); with it, each file they own (the output and its mask) that still has its
+    recorded sha256 is removed.
     """
     stale = sorted((dict(e, stale=True) for e in known.values() if e["source"] not in sources), key=lambda e: e["output"])
     if not prune:
         return stale, ()
     for e in stale:
-        target = dst / e["output"]
-        if target.resolve().is_relative_to(dst.resolve()) and sha256_file(target) == e["sha256"]:
-            target.unlink(missing_ok=True)  # only files that are still what the manifest says
+        for name, digest in entry_files(e):
+            target = dst / name
+            if target.resolve().is_relative_to(dst.resolve()) and sha256_file(target) == digest:
+                target.unlink(missing_ok=True)  # only files that are still what the manifest says
     return [], tuple(e["output"] for e in stale)
 
 

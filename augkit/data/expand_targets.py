@@ -23,6 +23,7 @@ import torch
 
 from ..pipeline import Pipeline
 from ..targets import check_targets
+from ._expand_files import mask_name
 
 __all__ = ["read_annotations", "mask_name", "augment_with_targets", "to_png_mask"]
 
@@ -58,11 +59,6 @@ def read_annotations(path: str | Path) -> dict[str, dict[str, Any]]:
             raise ValueError(f"{where} ({a['source']}): {e}") from None
         out[a["source"]] = a
     return out
-
-
-def mask_name(output: str) -> str:
-    """``cls/img_aug3.jpg`` -> ``cls/img_aug3_mask.png``."""
-    return output.rsplit(".", 1)[0] + "_mask.png"
 
 
 def _load_mask(path: str, hw: tuple[int, int], source: str) -> torch.Tensor:
