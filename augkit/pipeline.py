@@ -93,6 +93,9 @@ class Pipeline:
         self._checked: set[torch.device] = set()  # devices whose first float input was checked
         self._generators: dict[tuple[torch.device, int | None], torch.Generator] = {}
         self._tensor = TensorBackend(leaves(ops), fused=fused)  # containers (OneOf, ...) run as their children
+        self._names = tuple(type(op).__name__ for op in ops)
+        self._sized = any(isinstance(op, SizingOp) for op in ops)
+        self._shapes: set[tuple[int, int, int]] = set()  # (C, H, W) inputs that passed the shape checks
         self._albu: AlbuBackend | None = None  # built on first numpy call
 
     def __repr__(self) -> str:
@@ -147,7 +150,7 @@ class Pipeline:
         elif keys.shape != (n,):
             raise ValueError(f"keys must have shape ({n},), got {tuple(keys.shape)}")
         draws = Draw(keys.to(device=device, dtype=torch.int64)).children(len(self.ops))  # the seed enters through the keys
-        params = Params(tuple(type(op).__name__ for op in self.ops), tuple(draw_params(op, n, d) for op, d in zip(self.ops, draws)))
+        params = Params(self._names, tuple(draw_params(op, n, d) for op, d in zip(self.ops, draws)))
         return params if hw is None else self.fill_sized(params, hw)
 
     def fill_sized(self, params: Params, hw: tuple[int, int] | Tensor) -> Params:
@@ -157,9 +160,9 @@ class Pipeline:
         size at its own position (after earlier sizing ops and quarter turns). Boxes already
         present are kept (a replay), so this is idempotent.
         """
-        n = params.batch_size
-        if not any(isinstance(op, SizingOp) for op in self.ops) or not len(params):
+        if not self._sized or not len(params):
             return params
+        n = params.batch_size
         dev = params[0]["apply"].device
         # sizes known on the host: cached device constants, no host-to-device copy per call
         cur = hw.to(device=dev, dtype=torch.int64) if isinstance(hw, Tensor) else _size_vector((int(hw[0]), int(hw[1])), dev)
@@ -402,8 +405,11 @@ class Pipeline:
                 f"x of shape {tuple(x.shape)} looks channels-last ({'H, W, C' if x.dim() == 3 else 'B, H, W, C'}); "
                 f"tensors must be channels-first: pass {perm}"
             )
-        check_channels(self.ops, c, f"x of shape {tuple(x.shape)}")
-        output_size(self._tensor.ops, self._tensor.steps, (h, w))  # raises for Rot90 on non-square without a sizing op
+        if (c, h, w) not in self._shapes:
+            check_channels(self.ops, c, f"x of shape {tuple(x.shape)}")
+            output_size(self._tensor.ops, self._tensor.steps, (h, w))  # raises for Rot90 on non-square without a sizing op
+            if len(self._shapes) < 64:
+                self._shapes.add((c, h, w))
         if xb.dtype.is_floating_point and xb.numel() and self._wants_check(xb.device):
             lo_t, hi_t = torch.aminmax(xb)
             lo, hi = float(lo_t), float(hi_t)
@@ -419,9 +425,8 @@ class Pipeline:
     def _check_params(self, params: Params, n: int, device: torch.device) -> Params:
         if not isinstance(params, Params):
             raise TypeError(f"params must be the Params a pipeline returned, got {type(params).__name__}")
-        names = tuple(type(op).__name__ for op in self.ops)
-        if params.names != names:
-            raise ValueError(f"params were drawn for ops {list(params.names)}, this pipeline has {list(names)}")
+        if params.names != self._names:
+            raise ValueError(f"params were drawn for ops {list(params.names)}, this pipeline has {list(self._names)}")
         if params.batch_size != n and len(params):
             raise ValueError(f"params hold {params.batch_size} samples but x has batch size {n}")
         return params.to(device)
@@ -430,12 +435,11 @@ class Pipeline:
     def __getstate__(self) -> dict[str, Any]:
         """Pickle (and ``deepcopy``) the ops, seed and generators, never scratch or output buffers."""
         state = self.__dict__.copy()
-        state["_tensor"] = None  # rebuilt from the ops: its buffers are caches, not state
+        state["_shapes"] = set()  # caches, rebuilt on use; the tensor backend pickles its ops and fused mode only
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._tensor = TensorBackend(self.ops)
 
     def to_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "ops": [op.to_dict() for op in self.ops], **self._target_options()}

@@ -246,6 +246,16 @@ def test_item18_pickle_and_deepcopy_carry_no_buffers() -> None:
     torch.testing.assert_close(back(x, params=p), pipe(x, params=p), rtol=0, atol=0)
 
 
+def test_pickle_keeps_containers_and_the_fused_mode() -> None:
+    """A pipeline with OneOf / RandAugment unpickles (spawned DataLoader workers, deepcopy) and keeps ``fused``."""
+    pipe = ak.Pipeline([ak.OneOf([ak.Zoom(), ak.Rotate(20)]), ak.RandAugment(), ak.Contrast()], seed=0, fused="never")
+    x = torch.randint(0, 256, (6, 3, 24, 24), dtype=torch.uint8)
+    p = pipe.sample(6)
+    for twin in (pickle.loads(pickle.dumps(pipe)), copy.deepcopy(pipe)):
+        assert twin._tensor.fused == "never"
+        torch.testing.assert_close(twin(x, params=p), pipe(x, params=p), rtol=0, atol=0)
+
+
 # item 21: from_yaml text vs file ---------------------------------------------------------------------
 def test_item21_long_one_line_json_is_text_not_a_file_name() -> None:
     ops = ", ".join('{"name": "Zoom", "scale": [0.9, 1.1]}' for _ in range(8))
