@@ -1,10 +1,7 @@
 """Pure tensor kernels: tensors and explicit params in, tensor out. No state, no RNG objects.
 
-Geometric ops are 3x3 matrices in pixel coordinates (pixel centres at integers, x to the
-right, y down) mapping input positions to output positions, as Kornia's ``warp_affine``.
-Flips and zooms have no rotation or shear and fix the image centre c, so each matrix is two
-axis maps u -> a * (u - c) + c: one (B,) factor ``a`` per axis, and composing ops multiplies
-their factors.
+The exact gathers of flips and quarter turns, the grey mean of Contrast and the counter-based
+noise field. Matrices and resampling live in ``geometry`` and ``warp``.
 """
 
 from __future__ import annotations
@@ -20,11 +17,8 @@ from .random import fmix32_
 
 __all__ = [
     "masked",
-    "flip_factor",
-    "zoom_factor",
     "flip_gather",
     "permute_gather",
-    "warp_centred",
     "grey_mean",
     "normal_field",
     "GREY_WEIGHTS",
@@ -46,16 +40,6 @@ def masked(value: Tensor | float, apply: Tensor, default: float) -> Tensor:
     elif value.dtype != torch.float32:
         value = value.float()
     return torch.where(apply, value, _scalar(float(default), apply.device))
-
-
-def flip_factor(apply: Tensor) -> Tensor:
-    """Axis factor of a flip about the centre: -1 where ``apply`` (B,), else 1."""
-    return masked(-1.0, apply, 1.0)
-
-
-def zoom_factor(scale: Tensor, apply: Tensor) -> Tensor:
-    """Axis factor of a zoom about the centre: ``scale`` (B,) where ``apply``, else 1."""
-    return masked(scale, apply, 1.0)
 
 
 def flip_gather(img: Tensor, hflip: Tensor, vflip: Tensor, out: Tensor) -> Tensor:
@@ -88,30 +72,6 @@ def permute_gather(img: Tensor, inv: Tensor, out: Tensor) -> Tensor:
     flat = (yi * w + xi).view(b, 1, h * w).expand(b, c, h * w)
     torch.gather(img.reshape(b, c, h * w), 2, flat, out=out.view(b, c, h * w))
     return out
-
-
-@functools.lru_cache(maxsize=16)
-def _centred_ramp(n: int, device: torch.device) -> Tensor:
-    """(2 j - (n - 1)) / n for j < n: pixel j's offset from the centre in grid_sample units."""
-    return (torch.arange(n, dtype=torch.float32, device=device) * 2 - (n - 1)) / n
-
-
-def warp_centred(img: Tensor, ax: Tensor, ay: Tensor, grid: Tensor) -> Tensor:
-    """Bilinear warp by u -> a * (u - c) + c per axis, c the image centre; outside reads 0.
-
-    The per-sample matrix is [[ax, 0, cx (1 - ax)], [0, ay, cy (1 - ay)], [0, 0, 1]] (input to
-    output pixel coordinates; ``ax``, ``ay`` (B,), nonzero). Output pixel j reads input
-    (j - c) / a + c, which in grid_sample's units is ramp_j / a: the grid is two scaled ramps,
-    far cheaper than ``affine_grid``.
-    Shape: img (B, C, H, W) float32 -> (B, C, H, W); ``grid`` is a (B, H, W, 2) float32 buffer.
-    """
-    b, _, h, w = img.shape
-    gx = _centred_ramp(w, img.device)[None] / ax[:, None]  # (B, W)
-    gy = _centred_ramp(h, img.device)[None] / ay[:, None]  # (B, H)
-    torch.stack((gx[:, None, :].expand(b, h, w), gy[:, :, None].expand(b, h, w)), dim=-1, out=grid)
-    # bilinear (0), zero padding (0), align_corners=False: the kernel Kornia's warp_affine calls.
-    # (Its out= overload computes into a new tensor and copies: slower than a fresh result.)
-    return torch.grid_sampler_2d(img, grid, 0, 0, False)
 
 
 def grey_mean(img: Tensor) -> Tensor:
