@@ -145,6 +145,9 @@ def normal_field(seed: Tensor, std: Tensor, out: Tensor, work: tuple[Tensor, Ten
     counter = _hashed_counter(half, out.device)[None, :]  # (1, half)
     key = seed.to(torch.int32)[:, None]  # (B, 1)
     var2 = -2.0 * std.float().square()[:, None]  # (B, 1)
+    if rows >= b and all(t.shape[0] == b for t in work):  # one block: no slicing (each view is a dispatch)
+        _normal_rows(counter, key, var2, out, *work)
+        return out
     for i in range(0, b, rows):
         k = min(rows, b - i)
         _normal_rows(counter, key[i : i + k], var2[i : i + k], out[i : i + k], *(t[:k] for t in work))
@@ -162,11 +165,15 @@ def _normal_rows(counter: Tensor, key: Tensor, var2: Tensor, out: Tensor, h: Ten
     r.copy_(tmp)  # int -> float by copy: mixed-dtype arithmetic is many times slower on CPU
     r.add_(1.0).mul_(2.0**-16).log_().mul_(var2).sqrt_()  # exact u1, log(1) = 0
     # angle from the high 16 bits (arithmetic shift: a signed, uniform s): theta = 2 pi s / 2**16
-    theta = out[:, :half]
+    theta, second = out[:, :half], out[:, half:]
     theta.copy_(h.bitwise_right_shift_(16))
     theta.mul_(2 * math.pi / 65536)
     rest = n - half
-    torch.sin(theta[:, :rest], out=out[:, half:])
-    theta.cos_()
-    theta.mul_(r)
-    out[:, half:].mul_(r[:, :rest])
+    if rest == half:  # an even row length: no tail to cut
+        torch.sin(theta, out=second)
+        theta.cos_().mul_(r)
+        second.mul_(r)
+    else:
+        torch.sin(theta[:, :rest], out=second)
+        theta.cos_().mul_(r)
+        second.mul_(r[:, :rest])
