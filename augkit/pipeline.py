@@ -28,7 +28,7 @@ from .ops import (
     op_from_dict,
 )
 from .params import Params
-from .random import KEY_HIGH, Draw, sample_key
+from .random import KEY_HIGH, Draw, GeneratorDraw, sample_key
 from .targets import check_min_visibility, check_targets, transform_targets
 
 if TYPE_CHECKING:
@@ -144,12 +144,16 @@ class Pipeline:
         ``hw``, the input size ((H, W) or (n, 2) per sample), fills in the crop boxes now
         (``fill_sized``); without it they are filled when the params meet an image.
         """
-        if keys is None:
-            rng = generator if generator is not None else self.generator(device)
-            keys = torch.randint(0, KEY_HIGH - 1, (n,), generator=rng, device=rng.device)
+        draw: Draw
+        if keys is None:  # words straight from the generator (seeded by ``seed``): no keys to hash
+            draw = GeneratorDraw(n, generator if generator is not None else self.generator(device))
+            if draw.device.type != torch.device(device).type:  # a generator elsewhere: hash keys it draws
+                draw = Draw(torch.randint(0, KEY_HIGH - 1, (n,), generator=draw.gen, device=draw.device).to(device))
         elif keys.shape != (n,):
             raise ValueError(f"keys must have shape ({n},), got {tuple(keys.shape)}")
-        draws = Draw(keys.to(device=device, dtype=torch.int64)).children(len(self.ops))  # the seed enters through the keys
+        else:
+            draw = Draw(keys.to(device=device, dtype=torch.int64))  # the seed enters through the keys
+        draws = draw.children(len(self.ops))
         params = Params(self._names, tuple(draw_params(op, n, d) for op, d in zip(self.ops, draws)))
         return params if hw is None else self.fill_sized(params, hw)
 

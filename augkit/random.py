@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Draw", "sample_key", "item_keys", "fmix32", "fmix32_", "fmix32_np", "KEY_HIGH"]
+__all__ = ["Draw", "GeneratorDraw", "sample_key", "item_keys", "fmix32", "fmix32_", "fmix32_np", "KEY_HIGH"]
 
 _GOLDEN = 0x9E3779B9
 _M1 = 0x85EBCA6B
@@ -156,12 +156,6 @@ class Draw:
             return fmix32_np(self._root ^ np.uint32(w))
         return fmix32_(self._root.bitwise_xor(_i32(w)))
 
-    @classmethod
-    def from_generator(cls, n: int, generator: torch.Generator, seed: int = 0) -> Draw:
-        """A Draw whose ``n`` keys are drawn from ``generator`` (one call, on its device)."""
-        keys = torch.randint(0, KEY_HIGH - 1, (n,), generator=generator, device=generator.device)
-        return cls(keys, seed)
-
     @property
     def n(self) -> int:
         return self.keys.shape[0]
@@ -170,9 +164,12 @@ class Draw:
     def device(self) -> torch.device:
         return self.keys.device
 
+    _SHARED: tuple[str, ...] = ("keys", "seed", "_np", "_root")  # what a child stream shares with its parent
+
     def _sibling(self, path: tuple[int, ...]) -> Draw:
-        kid = Draw.__new__(Draw)
-        kid.keys, kid.seed, kid.path, kid._counter, kid._np, kid._root = self.keys, self.seed, path, 0, self._np, self._root
+        kid = object.__new__(type(self))
+        kid.__dict__.update({k: self.__dict__[k] for k in self._SHARED})
+        kid.path, kid._counter = path, 0
         return kid
 
     def child(self, i: int) -> Draw:
@@ -188,22 +185,23 @@ class Draw:
         kids = [self._sibling(self.path + (i,)) for i in range(m)]
         if m == 0:
             return kids
+        block, base = self._children_block(m, words)  # (m, words, n) words, (m, n) stream bases or None
+        uniform = _uniforms_np(block) if self._np else _uniforms_t(block)
+        for i, kid in enumerate(kids):
+            kid._block, kid._uniform = block[i], uniform[i]
+            if base is not None:
+                kid._base_v = base[i]
+        return kids
+
+    def _children_block(self, m: int, words: int) -> tuple[Any, Any]:
         if self._np:
             streams, c = _children_words(self.path, m, words)
             base = fmix32_np(self._root[None, :] ^ streams)  # (m, n)
-            block = fmix32_np(base[:, None, :] + c)  # (m, words, n)
-            uniform = _uniforms_np(block)
-            for i, kid in enumerate(kids):
-                kid._base_v, kid._block, kid._uniform = base[i], block[i], uniform[i]
-            return kids
-        st = torch.tensor([_i32(_stream_word(kid.path)) for kid in kids], dtype=torch.int32).to(self.device, non_blocking=True)
+            return fmix32_np(base[:, None, :] + c), base
+        st = torch.tensor([_i32(_stream_word(self.path + (i,))) for i in range(m)], dtype=torch.int32).to(self.device, non_blocking=True)
         base_t = fmix32_(self._root[None, :] ^ st[:, None])  # (m, n)
         ct = torch.arange(1, words + 1, dtype=torch.int32, device=self.device).mul_(_i32(_GOLDEN))  # (words,), wraps
-        block_t = fmix32_(base_t[:, None, :] + ct[None, :, None])  # (m, words, n)
-        uniform_t = torch.bitwise_right_shift(block_t, 8).bitwise_and_(0xFFFFFF).float().mul_(2.0**-24)
-        for i, kid in enumerate(kids):
-            kid._base_v, kid._block, kid._uniform = base_t[i], block_t[i], uniform_t[i]
-        return kids
+        return fmix32_(base_t[:, None, :] + ct[None, :, None]), base_t
 
     # the first words, hashed ahead by ``children``: (words, n) uint32 / float32 arrays on the
     # NumPy path, int32 / float32 tensors elsewhere
@@ -237,8 +235,10 @@ class Draw:
     def _raw(self, k: int) -> Any:
         """(k, n) hash words: uint32 numpy on the CPU, int32 tensor elsewhere."""
         pre = self._prefetched(k, self._block)
-        if pre is not None:
-            return pre
+        return pre if pre is not None else self._fresh(k)
+
+    def _fresh(self, k: int) -> Any:
+        """The next ``k`` words past the prefetched block, hashed."""
         c0 = self._counter
         self._counter += k
         if self._np:
@@ -259,9 +259,7 @@ class Draw:
         if pre is not None:
             return self._out(pre) if self._np else pre
         w = self._raw(k)
-        if self._np:
-            return self._out(_uniforms_np(w))
-        return torch.bitwise_right_shift(w, 8).bitwise_and_(0xFFFFFF).float().mul_(2.0**-24)
+        return self._out(_uniforms_np(w)) if self._np else _uniforms_t(w)
 
     def integers(self, low: int, high: int) -> Tensor:
         """(n,) int64 uniform in [low, high) for a small range (high - low <= 2**16)."""
@@ -282,6 +280,45 @@ class Draw:
 
 def _uniforms_np(w: np.ndarray) -> np.ndarray:
     return (w >> np.uint32(8)).astype(np.float32) * np.float32(2.0**-24)
+
+
+def _uniforms_t(w: Tensor) -> Tensor:
+    return torch.bitwise_right_shift(w, 8).bitwise_and_(0xFFFFFF).float().mul_(2.0**-24)
+
+
+class GeneratorDraw(Draw):
+    """``Draw``'s streams with words taken from a ``torch.Generator`` instead of keyed hashes.
+
+    What a plain call (no keys) uses: reproducible from the generator's state and the order of
+    draws (a seeded pipeline repeats itself), not per sample key, and cheaper: one generator call
+    per block of words instead of four hash passes. Words and uniforms relate as in ``Draw``.
+    """
+
+    _SHARED = ("gen", "_n", "_np")
+
+    def __init__(self, n: int, generator: torch.Generator, *, numpy: bool | None = None) -> None:
+        self.gen, self._n, self.path, self._counter = generator, int(n), (), 0
+        self._np = generator.device.type == "cpu" if numpy is None else numpy
+
+    @property
+    def n(self) -> int:
+        return self._n
+
+    @property
+    def device(self) -> torch.device:
+        return self.gen.device
+
+    def _words_t(self, shape: tuple[int, ...]) -> Tensor:
+        return torch.randint(-(2**31), 2**31, shape, dtype=torch.int32, generator=self.gen, device=self.gen.device)
+
+    def _fresh(self, k: int) -> Any:
+        self._counter += k
+        w = self._words_t((k, self._n))
+        return w.numpy().view(np.uint32) if self._np else w
+
+    def _children_block(self, m: int, words: int) -> tuple[Any, Any]:
+        w = self._words_t((m, words, self._n))
+        return (w.numpy().view(np.uint32) if self._np else w), None
 
 
 def item_keys(base: int, index: Tensor) -> Tensor:
