@@ -439,8 +439,8 @@ def test_batched_ragged_path_issues_the_same_ops_for_any_batch_size(photos, monk
                 pipe._tensor._run(batch, params, out, sizes)
             per_b.append(c.n)
             ref = pipe(imgs, params=params)  # the CPU's per-sample loop gives the same pixels, but
-            d = (ref - out).abs()  # resizes uint8 crops in uint8: levels rounded, fixed-point weights
-            assert d.max() <= 1 / 255 + 2e-4 and d.mean() <= 0.5 / 255
+            d = (ref - out).abs()  # resizes uint8 crops in uint8: levels rounded (0.5), fixed-point weights
+            assert d.max() <= 1.5 / 255 and d.mean() <= 0.5 / 255
         # equal up to the views matmul adds for some shapes; a loop over samples would add ~20 per sample
         assert abs(per_b[0] - per_b[1]) <= 4, (ops, per_b)
 

@@ -196,7 +196,8 @@ class TensorBackend:
         if isinstance(x, list):
             c, hw, device, per_in = x[0].shape[0], None, x[0].device, 0  # a ragged list is read one image at a time
         else:
-            c, hw, device, per_in = x.shape[1], (x.shape[2], x.shape[3]), x.device, x[0].numel() if len(x) else 0
+            c, hw, device = x.shape[1], (x.shape[2], x.shape[3]), x.device
+            per_in = c * hw[0] * hw[1]
         ws = self._local.ws = self._workspace(device)
         ho, wo = self._output_size(hw)
         out = ws.output((bsz, c, ho, wo), device)
@@ -209,9 +210,11 @@ class TensorBackend:
         fused = not isinstance(x, list) and self._fused_use(x)
         per = max(c * ho * wo, per_in)
         rows = max(1, BLOCK_BYTES // (4 * per)) if device.type == "cpu" and not fused else bsz
+        if rows >= bsz:  # one block: no slicing (each view is a dispatch)
+            self._run(x, params, out, None, fused)
+            return out
         for i in range(0, bsz, rows):  # on CPU, blocks of samples whose passes stay in cache
-            part = params.select(slice(i, i + rows)) if rows < bsz else params
-            self._run(x[i : i + rows], part, out[i : i + rows], None, fused)
+            self._run(x[i : i + rows], params.select(slice(i, i + rows)), out[i : i + rows], None, fused)
         return out
 
     def _output_size(self, hw: tuple[int, int] | None) -> tuple[int, int]:
