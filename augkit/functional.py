@@ -159,14 +159,17 @@ def _normal_rows(counter: Tensor, key: Tensor, var2: Tensor, out: Tensor, h: Ten
     n = out.shape[1]
     half = h.shape[1]
     torch.add(counter, key, out=h)
-    fmix32_(h, tmp)
+    # fmix32's last round (h ^= h >>> 16) leaves the high half alone and xors it into the low
+    # half, so it is folded in: s = h >> 16 (arithmetic: the signed high half), t = (h ^ s) & 0xFFFF
+    fmix32_(h, tmp, rounds=2)
+    torch.bitwise_right_shift(h, 16, out=tmp)  # s
+    h.bitwise_xor_(tmp).bitwise_and_(0xFFFF)  # t
     # radius from the low 16 bits t: u1 = (t + 1) / 2**16 in (0, 1], r = std * sqrt(-2 ln u1)
-    torch.bitwise_and(h, 0xFFFF, out=tmp)
-    r.copy_(tmp)  # int -> float by copy: mixed-dtype arithmetic is many times slower on CPU
+    r.copy_(h)  # int -> float by copy: mixed-dtype arithmetic is many times slower on CPU
     r.add_(1.0).mul_(2.0**-16).log_().mul_(var2).sqrt_()  # exact u1, log(1) = 0
-    # angle from the high 16 bits (arithmetic shift: a signed, uniform s): theta = 2 pi s / 2**16
+    # angle from the high 16 bits (a signed, uniform s): theta = 2 pi s / 2**16
     theta, second = out[:, :half], out[:, half:]
-    theta.copy_(h.bitwise_right_shift_(16))
+    theta.copy_(tmp)
     theta.mul_(2 * math.pi / 65536)
     rest = n - half
     if rest == half:  # an even row length: no tail to cut

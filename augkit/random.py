@@ -65,10 +65,11 @@ def fmix32(v: int) -> int:
     return v
 
 
-def fmix32_(h: Tensor, tmp: Tensor | None = None) -> Tensor:
-    """murmur3 fmix32 in place on an int32 tensor (the bits of uint32 words)."""
+def fmix32_(h: Tensor, tmp: Tensor | None = None, rounds: int = 3) -> Tensor:
+    """murmur3 fmix32 in place on an int32 tensor (the bits of uint32 words); ``rounds`` < 3 stops
+    early, for a caller that folds the last xor-shift into what it does next."""
     tmp = torch.empty_like(h) if tmp is None else tmp
-    for shift, mask, mult in _FMIX_ROUNDS:
+    for shift, mask, mult in _FMIX_ROUNDS[:rounds]:
         torch.bitwise_right_shift(h, shift, out=tmp)
         tmp.bitwise_and_(mask)
         h.bitwise_xor_(tmp)
