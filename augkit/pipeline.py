@@ -147,7 +147,8 @@ class Pipeline:
         draw: Draw
         if keys is None:  # words straight from the generator (seeded by ``seed``): no keys to hash
             draw = GeneratorDraw(n, generator if generator is not None else self.generator(device))
-            if draw.device.type != torch.device(device).type:  # a generator elsewhere: hash keys it draws
+            dev = torch.device(device)
+            if draw.device.type != dev.type or dev.index not in (None, draw.device.index):  # a generator elsewhere
                 draw = Draw(torch.randint(0, KEY_HIGH - 1, (n,), generator=draw.gen, device=draw.device).to(device))
         elif keys.shape != (n,):
             raise ValueError(f"keys must have shape ({n},), got {tuple(keys.shape)}")
