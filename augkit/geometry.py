@@ -335,7 +335,9 @@ def compose(ops: Sequence[Op], params: Sequence[dict[str, Tensor]], hw: tuple[in
     if len(ops) != len(params) or not ops:
         raise ValueError(f"a run needs one params dict per op, got {len(ops)} ops and {len(params)} dicts")
     apply = params[0]["apply"]
-    b, dev = len(apply), apply.device
+    b, dev = apply.shape[0], apply.device
+    if not isinstance(hw, Tensor) and all(type(op) in _CENTRE_FIXING for op in ops):
+        return _centre_fixing(ops, params, (int(hw[0]), int(hw[1])), b, dev)
     out_hw = run_output_size(ops, None if isinstance(hw, Tensor) else (int(hw[0]), int(hw[1])))
     wh_in = cur = _size_tensor(hw, b, dev)
     last = max((i for i, op in enumerate(ops) if isinstance(op, SizingOp)), default=None)
@@ -360,6 +362,32 @@ def compose(ops: Sequence[Op], params: Sequence[dict[str, Tensor]], hw: tuple[in
         i += 1
     scale = acc.s if acc.s is None or acc.s.shape[1] == 2 else acc.s.expand(b, 2)
     return RunMap(scale, acc.lin, acc.t, wh_in, out_hw, box, b, dev, applies)
+
+
+_CENTRE_FIXING = (HorizontalFlip, VerticalFlip, Zoom)
+
+
+def _centre_fixing(ops: Sequence[Op], params: Sequence[dict[str, Tensor]], hw: tuple[int, int], b: int, dev: torch.device) -> RunMap:
+    """The fast path of ``compose`` for a run of flips and Zooms on a uniform batch (the seed
+    pipeline's run): every op fixes the centre, so the map is per-axis factors, multiplied op by
+    op, exactly as the general loop multiplies them, with a fraction of its Python."""
+    one = _const((1.0,), dev)
+    applies = params[0]["apply"][:, None] if len(ops) == 1 else torch.stack([v["apply"] for v in params], 1)  # (B, n)
+    s: Tensor | None = None
+    k = 0
+    while k < len(ops):
+        if type(ops[k]) is Zoom:
+            f = torch.where(applies[:, k : k + 1], params[k]["scale"][:, None], one)  # (B, 1)
+            k += 1
+        elif k + 1 < len(ops) and type(ops[k]) is HorizontalFlip and type(ops[k + 1]) is VerticalFlip:
+            f = torch.where(applies[:, k : k + 2], _const((-1.0,), dev), one)  # (B, 2): both axes in one op
+            k += 2
+        else:
+            f = torch.where(applies[:, k : k + 1], _const((-1.0, 1.0) if type(ops[k]) is HorizontalFlip else (1.0, -1.0), dev), one)
+            k += 1
+        s = f if s is None else s * f
+    assert s is not None
+    return RunMap(s.expand(b, 2) if s.shape[1] == 1 else s, None, None, (float(hw[1]), float(hw[0])), hw, None, b, dev, applies)
 
 
 def run_output_size(ops: Sequence[Op], hw: tuple[int, int] | None) -> tuple[int, int]:

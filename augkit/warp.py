@@ -47,6 +47,13 @@ def _centred_ramps(out_hw: tuple[int, int], in_hw: tuple[int, int], device: torc
 
 
 @functools.lru_cache(maxsize=32)
+def _axis_ramps(out_hw: tuple[int, int], in_hw: tuple[int, int], device: torch.device) -> tuple[Tensor, Tensor]:
+    """``_centred_ramps``' two rows cut to the output's width and height: (W,) and (H,)."""
+    ramps = _centred_ramps(out_hw, in_hw, device)
+    return ramps[0, : out_hw[1]], ramps[1, : out_hw[0]]
+
+
+@functools.lru_cache(maxsize=32)
 def _grid_units(in_hw: tuple[int, int], device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
     """(2 / W, 2 / H): grid units per input pixel; and for (x0, y0, x1, y1) pixel boxes the (4,)
     scale and offset into grid units (g = (2 x + 1) / n - 1)."""
@@ -82,7 +89,11 @@ def warp_centred(
     if grid is None:
         grid = torch.empty(b, h, w, 2, dtype=torch.float32, device=dev)
     per, kbox, obox = _grid_units((hi, wi), dev)
-    if lin is None or lin.dim() == 2:  # separable: g = (ramp - K t) / s per axis
+    if shift is None and clip is None and lin is not None and lin.dim() == 2:  # flips and zooms: one division per axis
+        rx, ry = _axis_ramps(out_hw, (hi, wi), dev)
+        gx, gy = torch.div(rx, lin[:, 0:1]), torch.div(ry, lin[:, 1:2])  # (B, W), (B, H)
+        torch.stack((gx[:, None, :].expand(b, h, w), gy[:, :, None].expand(b, h, w)), dim=-1, out=grid)
+    elif lin is None or lin.dim() == 2:  # separable: g = (ramp - K t) / s per axis
         ramps = _centred_ramps(out_hw, (hi, wi), dev)  # (2, L)
         g = ramps.expand(b, *ramps.shape) if shift is None else ramps - (shift * per)[:, :, None]
         if lin is not None:

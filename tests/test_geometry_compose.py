@@ -135,3 +135,22 @@ def test_compose_stays_float32_without_linalg_on_the_device():
         rm.inverse()
     assert torch.float64 not in seen and not any("linalg" in k for k in c.count.by_name), c.count.by_name
     assert rm.lin is not None and rm.out_hw == (64, 64)
+
+
+def test_flip_and_zoom_runs_take_the_fast_path_with_the_general_loops_bits(monkeypatch):
+    """``compose``'s fast path for runs of flips and Zooms (the seed pipeline's) equals the
+    general loop bit for bit, for every order of up to three such ops."""
+    import itertools
+
+    choices = [ak.HorizontalFlip(), ak.VerticalFlip(), ak.Zoom(scale=(0.5, 1.5), p=0.7)]
+    for r in (1, 2, 3):
+        for ops in itertools.product(choices, repeat=r):
+            p = ak.Pipeline(list(ops), seed=r).sample(40)
+            vals = [p[i] for i in range(r)]
+            fast = G.compose(ops, vals, (20, 30))
+            with monkeypatch.context() as m:
+                m.setattr(G, "_CENTRE_FIXING", ())  # the general loop
+                slow = G.compose(ops, vals, (20, 30))
+            assert fast.lin is None and fast.shift is None and fast.clip is None and fast.out_hw == slow.out_hw == (20, 30)
+            assert slow.lin is None and slow.shift is None and torch.equal(fast.scale, slow.scale), ops
+            assert torch.equal(fast.applies, slow.applies) and torch.equal(fast.matrix(), slow.matrix())

@@ -378,10 +378,10 @@ class TensorBackend:
             return _Value(W.warp_centred(src, lin, rm.shift, out_hw, clip=clip, grid=grid, **kw), v.a, after, mine=True)
         moved = rm.moved  # which samples any op of the run changed
         if _host_selects(w.device):  # selection is free on the host: warp only moved samples
-            idx = moved.nonzero().squeeze(1)
-            if len(idx) == bsz:
+            if bool(moved.all()):
                 warped = W.warp_centred(src, lin, rm.shift, out_hw, grid=grid, **kw)
             else:
+                idx = moved.nonzero().squeeze(1)
                 warped = src.clone()
                 if len(idx):
                     part = W.warp_centred(src[idx], _rows(lin, idx), _rows(rm.shift, idx), out_hw, grid=grid[: len(idx)], **kw)
