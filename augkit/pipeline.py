@@ -94,6 +94,7 @@ class Pipeline:
         self._generators: dict[tuple[torch.device, int | None], torch.Generator] = {}
         self._tensor = TensorBackend(leaves(ops), fused=fused)  # containers (OneOf, ...) run as their children
         self._names = tuple(type(op).__name__ for op in ops)
+        self._array_ops = tuple(bool(getattr(type(op).sample, "array_api", False)) for op in ops)
         self._sized = any(isinstance(op, SizingOp) for op in ops)
         self._shapes: set[tuple[int, int, int]] = set()  # (C, H, W) inputs that passed the shape checks
         self._albu: AlbuBackend | None = None  # built on first numpy call
@@ -155,7 +156,7 @@ class Pipeline:
         else:
             draw = Draw(keys.to(device=device, dtype=torch.int64))  # the seed enters through the keys
         draws = draw.children(len(self.ops))
-        params = Params(self._names, tuple(draw_params(op, n, d) for op, d in zip(self.ops, draws)))
+        params = Params(self._names, tuple(draw_params(op, n, d, a) for op, d, a in zip(self.ops, draws, self._array_ops)))
         return params if hw is None else self.fill_sized(params, hw)
 
     def fill_sized(self, params: Params, hw: tuple[int, int] | Tensor) -> Params:

@@ -52,6 +52,7 @@ class _Step:
     indices: tuple[int, ...]  # positions in the pipeline
     style: G.Style | None = None  # warp: (border, fill, interpolation, antialias)
     separable: bool = True  # warp: every matrix is axis-aligned (two ramps, no plane)
+    sized: bool = False  # warp: the run has a sizing op
 
 
 def plan(ops: list[Op]) -> list[_Step]:
@@ -70,7 +71,7 @@ def plan(ops: list[Op]) -> list[_Step]:
             elif all(isinstance(o, (HorizontalFlip, VerticalFlip, Rot90)) for o in run):
                 steps.append(_Step("perm", runs[i]))
             else:
-                steps.append(_Step("warp", runs[i], G.run_style(run), not G.rotates(run)))
+                steps.append(_Step("warp", runs[i], G.run_style(run), not G.rotates(run), any(isinstance(o, SizingOp) for o in run)))
         if op.kind == "geometric":
             continue
         kind = {Contrast: "contrast", GaussianNoise: "noise", Normalize: "normalize"}.get(type(op))
@@ -374,7 +375,7 @@ class TensorBackend:
             warped = W.warp(src, rm.inverse(), out_hw, border=border, interpolation=interp, separable=step.separable, hw=sizes, grid=grid, clip=clip)
             return _Value(warped, v.a, after, mine=True)
         kw: dict[str, Any] = {"border": border, "interpolation": interp}
-        if any(isinstance(op, SizingOp) for op in ops) or out_hw != tuple(w.shape[2:]):
+        if step.sized or out_hw != tuple(w.shape[2:]):
             return _Value(W.warp_centred(src, lin, rm.shift, out_hw, clip=clip, grid=grid, **kw), v.a, after, mine=True)
         moved = rm.moved  # which samples any op of the run changed
         if _host_selects(w.device):  # selection is free on the host: warp only moved samples

@@ -93,9 +93,12 @@ def array_api(sample: F) -> F:
     return sample
 
 
-def draw_params(op: Op, n: int, rng: Draw) -> dict[str, Tensor]:
-    """``op.sample(n, rng)`` as tensors; through NumPy when the Draw and the op allow it."""
-    if rng.on_host and getattr(type(op).sample, "array_api", False):
+def draw_params(op: Op, n: int, rng: Draw, arrays: bool | None = None) -> dict[str, Tensor]:
+    """``op.sample(n, rng)`` as tensors; through NumPy when the Draw and the op allow it
+    (``arrays``: whether ``op.sample`` is marked ``@array_api``, when the caller knows already)."""
+    if arrays is None:
+        arrays = getattr(type(op).sample, "array_api", False)
+    if arrays and rng.on_host:
         return {k: torch.from_numpy(v) for k, v in op.sample(n, rng.arrays()).items()}
     return op.sample(n, rng)
 
