@@ -172,11 +172,7 @@ def _normal_rows(counter: Tensor, key: Tensor, var2: Tensor, out: Tensor, h: Ten
     theta.copy_(tmp)
     theta.mul_(2 * math.pi / 65536)
     rest = n - half
-    if rest == half:  # an even row length: no tail to cut
-        torch.sin(theta, out=second)
-        theta.cos_().mul_(r)
-        second.mul_(r)
-    else:
-        torch.sin(theta[:, :rest], out=second)
-        theta.cos_().mul_(r)
-        second.mul_(r[:, :rest])
+    th, rt = (theta, r) if rest == half else (theta[:, :rest], r[:, :rest])  # an odd row length: cut the tail
+    torch.sin(th, out=second)
+    theta.cos_().mul_(r)
+    second.mul_(rt)

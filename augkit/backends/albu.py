@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import get_worker_info
 
 from .. import functional as F
+from .. import geometry as G
 from ..buffers import ByteLRU
 from ..ops import (
     FLOAT_TOLERANCE,
@@ -342,8 +343,6 @@ class AlbuBackend:
         self.ops = list(ops)
         self.compose = to_compose(self.ops, seed)
         self.names = tuple(type(op).__name__ for op in self.ops)
-        from .. import geometry as G
-
         self._runs = {r[0]: r for r in G.split_runs(self.ops)}  # geometric runs by their first op
 
     def __call__(self, img: np.ndarray, params: Params) -> np.ndarray:

@@ -478,7 +478,7 @@ def _warp_one(
         return W.warp(part(img), inv, out_hw, border=border, interpolation=interp, separable=separable, clip=clip)
     h, w = img.shape[2:]
     if clip is not None:
-        fast = _crop_resize(img, inv, out_hw, clip, part, shift)
+        fast = _crop_resize(img, inv, out_hw, clip, part, shift != 0.0)
         if fast is not None:
             return fast
     # the input rectangle the output reads, plus the widest triangle
@@ -501,7 +501,7 @@ def _warp_one(
 
 
 def _crop_resize(
-    img: Tensor, inv: Tensor, out_hw: tuple[int, int], clip: Tensor, part: Callable[[Tensor], Tensor], shift: float
+    img: Tensor, inv: Tensor, out_hw: tuple[int, int], clip: Tensor, part: Callable[[Tensor], Tensor], shifts: bool
 ) -> Tensor | None:
     """``F.interpolate(antialias=True)`` of the integer box ``clip`` (1, 4) when ``inv`` is exactly
     that box resized to ``out_hw`` (flipped or not) and the box lies inside the image; else None.
@@ -527,7 +527,7 @@ def _crop_resize(
     crop = img[:, :, int(y0) : int(y1) + 1, int(x0) : int(x1) + 1]
     if crop.dtype == torch.uint8 and crop.shape[1] <= 4:  # the SIMD kernel's channel counts
         out = torch.nn.functional.interpolate(crop, out_hw, mode="bilinear", align_corners=False, antialias=True)
-        out = out.float().sub_(shift) if shift else out
+        out = part(out) if shifts else out  # uint8 goes out as is unless ``part`` shifts: the destination converts it
     else:
         out = torch.nn.functional.interpolate(part(crop), out_hw, mode="bilinear", align_corners=False, antialias=True)
     dims = [d for d, f in zip((3, 2), flips) if f]
