@@ -33,6 +33,7 @@ from torch import Tensor
 from .geometry import rotates, run_matrix, run_style, split_runs
 from .ops import Op
 from .params import Params
+from .warp import grid_planes
 
 __all__ = [
     "TARGET_KEYS",
@@ -167,7 +168,7 @@ def warp_masks(
         shift = float(fill) if border == "constant" else 0.0  # the sampler's constant border reads 0
     for gxb, gyb, mb, ob in zip(gx.split(step), gy.split(step), masks.split(step), out.split(step)):
         n = mb.shape[0]
-        g = torch.add(gxb, gyb, out=grid[:n] if n < step else grid).permute(0, 2, 3, 1)  # (n, oh, ow, 2), coordinates as planes
+        g = grid_planes(gxb, gyb, grid[:n] if n < step else grid)  # (n, oh, ow, 2), a view of the planes
         if wide:
             idx = torch.grid_sampler_2d(plane.expand(n, 1, h, w), g, NEAREST, mode, False).view(n, 1, oh * ow).long()
             vals = torch.gather(mb.reshape(n, k, h * w), 2, (idx - 1).clamp_(min=0).expand(n, k, oh * ow))

@@ -4,6 +4,9 @@
 integers; ``geometry.inverse_2x3``). Sampling uses ``torch.grid_sampler_2d`` (the kernel Kornia's
 ``warp_affine`` calls) with ``align_corners=False``, on a grid built from ``inv`` directly
 (no ``affine_grid``): two scaled ramps when the map is axis-aligned, a (B, H, W) plane otherwise.
+The grid is stored as x and y planes, (B, 2, H, W), and read through a (B, H, W, 2) view: each
+plane is one broadcast add along contiguous rows, 3 to 8 times cheaper to write on the CPU than
+the interleaved layout, and ``grid_sampler_2d`` reads either at the same speed.
 
 Borders: "constant" reads 0 (the caller shifts values so that 0 means its fill), "replicate"
 clamps coordinates to the image, "reflect" mirrors them about the edges (-0.5 and W - 0.5, as
@@ -62,6 +65,30 @@ def _grid_units(in_hw: tuple[int, int], device: torch.device) -> tuple[Tensor, T
     return tuple(torch.tensor(v, dtype=torch.float32, device=device) for v in (k, k + k, o + o))  # type: ignore[return-value]
 
 
+@functools.lru_cache(maxsize=8)
+def _axis_units(device: torch.device) -> tuple[Tensor, Tensor]:
+    """(1, 2, 1, 1) float32 [1, 0] and [0, 1]: a coordinate times one is its plane's term."""
+    e = torch.eye(2, dtype=torch.float32, device=device)
+    return e[0].view(1, 2, 1, 1), e[1].view(1, 2, 1, 1)
+
+
+def grid_planes(cols: Tensor, rows: Tensor, grid: Tensor) -> Tensor:
+    """``grid`` (B, 2, H, W), x and y planes, = ``cols`` (B, 2, 1, W) + ``rows`` (B, 2, H, 1) in
+    one broadcast add; returns the (B, H, W, 2) view ``grid_sampler_2d`` reads."""
+    return torch.add(cols, rows, out=grid).permute(0, 2, 3, 1)
+
+
+def _axes_grid(gx: Tensor, gy: Tensor, grid: Tensor) -> Tensor:
+    """The grid of a separable map: x = ``gx`` (B, W) along every row, y = ``gy`` (B, H) down every column."""
+    b, w, h = gx.shape[0], gx.shape[-1], gy.shape[-1]
+    ex, ey = _axis_units(gx.device)
+    return grid_planes(gx.reshape(b, 1, 1, w) * ex, gy.reshape(b, 1, h, 1) * ey, grid)
+
+
+def _grid_buffer(grid: Tensor | None, b: int, out_hw: tuple[int, int], device: torch.device) -> Tensor:
+    return torch.empty(b, 2, *out_hw, dtype=torch.float32, device=device) if grid is None else grid
+
+
 def warp_centred(
     img: Tensor,
     lin: Tensor | None,
@@ -81,18 +108,16 @@ def warp_centred(
     column term and a row term); None for 1. ``shift`` (B, 2) or None for 0. ``clip`` (B, 4)
     (separable only): (x0, y0, x1, y1) input pixels the taps may read.
     Shape: img (B, C, Hi, Wi) float32 -> (B, C, H, W), (H, W) = ``out_hw``; ``grid`` an optional
-    (B, H, W, 2) float32 buffer. A handful of small ops and one grid write, whatever B.
+    (B, 2, H, W) float32 buffer (x and y planes). A handful of small ops and one grid write, whatever B.
     """
     b, _, hi, wi = img.shape
     h, w = out_hw
     dev = img.device
-    if grid is None:
-        grid = torch.empty(b, h, w, 2, dtype=torch.float32, device=dev)
+    grid = _grid_buffer(grid, b, out_hw, dev)
     per, kbox, obox = _grid_units((hi, wi), dev)
     if shift is None and clip is None and lin is not None and lin.dim() == 2:  # flips and zooms: one division per axis
         rx, ry = _axis_ramps(out_hw, (hi, wi), dev)
-        gx, gy = torch.div(rx, lin[:, 0:1]), torch.div(ry, lin[:, 1:2])  # (B, W), (B, H)
-        torch.stack((gx[:, None, :].expand(b, h, w), gy[:, :, None].expand(b, h, w)), dim=-1, out=grid)
+        g = _axes_grid(torch.div(rx, lin[:, 0:1]), torch.div(ry, lin[:, 1:2]), grid)  # x (B, W), y (B, H)
     elif lin is None or lin.dim() == 2:  # separable: g = (ramp - K t) / s per axis
         ramps = _centred_ramps(out_hw, (hi, wi), dev)  # (2, L)
         g = ramps.expand(b, *ramps.shape) if shift is None else ramps - (shift * per)[:, :, None]
@@ -101,19 +126,19 @@ def warp_centred(
         if clip is not None:
             lim = torch.addcmul(obox, clip, kbox).view(b, 2, 2)  # [[x0, y0], [x1, y1]] in grid units
             g = torch.clamp(g, lim[:, 0, :, None], lim[:, 1, :, None])
-        torch.stack((g[:, 0, None, :w].expand(b, h, w), g[:, 1, :h, None].expand(b, h, w)), dim=-1, out=grid)
+        g = _axes_grid(g[:, 0, :w], g[:, 1, :h], grid)
     else:
         if clip is not None:
             raise ValueError("clip needs a separable map (lin of shape (B, 2))")
         a, q = inverse_centred(lin, shift)
         rows = a * per[None, :, None]  # (B, 2, 2): row k in grid units of input axis k
-        xs = _ramp_centred(w, dev)[None, None, :, None]  # (1, 1, W, 1)
-        ys = _ramp_centred(h, dev)[None, :, None, None]  # (1, H, 1, 1)
-        gx = xs * rows[:, None, None, :, 0]  # (B, 1, W, 2)
-        col = rows[:, None, None, :, 1]  # (B, 1, 1, 2)
-        gy = ys * col if q is None else torch.addcmul((q * per)[:, None, None, :], ys, col)  # (B, H, 1, 2)
-        torch.add(gx, gy, out=grid)
-    return torch.grid_sampler_2d(img, grid, INTERPOLATION_MODES[interpolation], BORDER_MODES[border], False)
+        xs = _ramp_centred(w, dev).view(1, 1, 1, w)
+        ys = _ramp_centred(h, dev).view(1, 1, h, 1)
+        gx = xs * rows[:, :, 0, None, None]  # (B, 2, 1, W)
+        col = rows[:, :, 1, None, None]  # (B, 2, 1, 1)
+        gy = ys * col if q is None else torch.addcmul((q * per)[:, :, None, None], ys, col)  # (B, 2, H, 1)
+        g = grid_planes(gx, gy, grid)
+    return torch.grid_sampler_2d(img, g, INTERPOLATION_MODES[interpolation], BORDER_MODES[border], False)
 
 
 def inverse_centred(lin: Tensor, shift: Tensor | None) -> tuple[Tensor, Tensor | None]:
@@ -182,12 +207,11 @@ def warp(
     ramps. ``hw`` (B, 2): each sample's own (H, W) inside a padded ragged batch. ``clip`` (B, 4)
     (separable only): (x0, y0, x1, y1), the pixels a tap may read (``geometry.run_clip``).
     Shape: img (B, C, Hi, Wi) float32 -> (B, C, H, W) with (H, W) = ``out_hw``; ``grid`` an
-    optional (B, H, W, 2) float32 buffer.
+    optional (B, 2, H, W) float32 buffer (x and y planes).
     """
     b, _, hi, wi = img.shape
     h, w = out_hw
-    if grid is None:
-        grid = torch.empty(b, h, w, 2, dtype=torch.float32, device=img.device)
+    grid = _grid_buffer(grid, b, out_hw, img.device)
     sw = sh = None
     if hw is not None:
         sh, sw = hw[:, 0].to(torch.float32), hw[:, 1].to(torch.float32)
@@ -196,7 +220,7 @@ def warp(
         cy = None if clip is None else clip[:, [1, 3]]
         gx = _grid_axis(inv[:, 0, 0], inv[:, 0, 2], w, wi, sw, border, cx)  # (B, W)
         gy = _grid_axis(inv[:, 1, 1], inv[:, 1, 2], h, hi, sh, border, cy)  # (B, H)
-        torch.stack((gx[:, None, :].expand(b, h, w), gy[:, :, None].expand(b, h, w)), dim=-1, out=grid)
+        g = _axes_grid(gx, gy, grid)
     else:
         xs, ys = _ramp(w, img.device)[None, None, :], _ramp(h, img.device)[None, :, None]
         for k, (size, n_in) in enumerate(((sw, wi), (sh, hi))):
@@ -204,9 +228,10 @@ def warp(
             u = c[:, 0] * xs + c[:, 1] * ys + c[:, 2]  # (B, H, W) input pixel coordinates
             if size is not None and border != "constant":
                 u = _fold(u, size[:, None, None], border)
-            torch.mul(u, 2 / n_in, out=grid[..., k]).add_(1 / n_in - 1)
+            torch.mul(u, 2 / n_in, out=grid[:, k]).add_(1 / n_in - 1)
+        g = grid.permute(0, 2, 3, 1)
     mode = 0 if hw is not None else BORDER_MODES[border]  # ragged: folded above, padding reads 0
-    return torch.grid_sampler_2d(img, grid, INTERPOLATION_MODES[interpolation], mode, False)
+    return torch.grid_sampler_2d(img, g, INTERPOLATION_MODES[interpolation], mode, False)
 
 
 def _area_weights(a: Tensor, b: Tensor, n_out: int, n_in: int, size: Tensor, border: str, clip: Tensor | None) -> Tensor:
