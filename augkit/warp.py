@@ -49,11 +49,20 @@ def _centred_ramps(out_hw: tuple[int, int], in_hw: tuple[int, int], device: torc
     return torch.stack(rows).to(device=device, dtype=torch.float32)
 
 
+@functools.lru_cache(maxsize=8)
+def _axis_units(device: torch.device) -> tuple[Tensor, Tensor]:
+    """(1, 2, 1, 1) float32 [1, 0] and [0, 1]: a coordinate times one is its plane's term."""
+    e = torch.eye(2, dtype=torch.float32, device=device)
+    return e[0].view(1, 2, 1, 1), e[1].view(1, 2, 1, 1)
+
+
 @functools.lru_cache(maxsize=32)
-def _axis_ramps(out_hw: tuple[int, int], in_hw: tuple[int, int], device: torch.device) -> tuple[Tensor, Tensor]:
-    """``_centred_ramps``' two rows cut to the output's width and height: (W,) and (H,)."""
+def _plane_ramps(out_hw: tuple[int, int], in_hw: tuple[int, int], device: torch.device) -> tuple[Tensor, Tensor]:
+    """``_centred_ramps``' two rows as grid-plane terms: (1, 2, 1, W) [x ramp, 0] and (1, 2, H, 1) [0, y ramp]."""
     ramps = _centred_ramps(out_hw, in_hw, device)
-    return ramps[0, : out_hw[1]], ramps[1, : out_hw[0]]
+    ex, ey = _axis_units(device)
+    h, w = out_hw
+    return ramps[0, :w].reshape(1, 1, 1, w) * ex, ramps[1, :h].reshape(1, 1, h, 1) * ey
 
 
 @functools.lru_cache(maxsize=32)
@@ -63,13 +72,6 @@ def _grid_units(in_hw: tuple[int, int], device: torch.device) -> tuple[Tensor, T
     k = [2 / in_hw[1], 2 / in_hw[0]]
     o = [1 / in_hw[1] - 1, 1 / in_hw[0] - 1]
     return tuple(torch.tensor(v, dtype=torch.float32, device=device) for v in (k, k + k, o + o))  # type: ignore[return-value]
-
-
-@functools.lru_cache(maxsize=8)
-def _axis_units(device: torch.device) -> tuple[Tensor, Tensor]:
-    """(1, 2, 1, 1) float32 [1, 0] and [0, 1]: a coordinate times one is its plane's term."""
-    e = torch.eye(2, dtype=torch.float32, device=device)
-    return e[0].view(1, 2, 1, 1), e[1].view(1, 2, 1, 1)
 
 
 def grid_planes(cols: Tensor, rows: Tensor, grid: Tensor) -> Tensor:
@@ -115,9 +117,10 @@ def warp_centred(
     dev = img.device
     grid = _grid_buffer(grid, b, out_hw, dev)
     per, kbox, obox = _grid_units((hi, wi), dev)
-    if shift is None and clip is None and lin is not None and lin.dim() == 2:  # flips and zooms: one division per axis
-        rx, ry = _axis_ramps(out_hw, (hi, wi), dev)
-        g = _axes_grid(torch.div(rx, lin[:, 0:1]), torch.div(ry, lin[:, 1:2]), grid)  # x (B, W), y (B, H)
+    if shift is None and clip is None and lin is not None and lin.dim() == 2:  # flips and zooms: each ramp over its factor
+        rx, ry = _plane_ramps(out_hw, (hi, wi), dev)
+        f = lin.view(b, 2, 1, 1)
+        g = grid_planes(rx / f, ry / f, grid)  # 0 / f is 0: each plane gets only its own axis' ramp
     elif lin is None or lin.dim() == 2:  # separable: g = (ramp - K t) / s per axis
         ramps = _centred_ramps(out_hw, (hi, wi), dev)  # (2, L)
         g = ramps.expand(b, *ramps.shape) if shift is None else ramps - (shift * per)[:, :, None]

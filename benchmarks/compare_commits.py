@@ -6,14 +6,22 @@ one run per side cannot show a few percent either way. This runs ``augkit bench 
 temporary git worktree, removed afterwards), and prints every run and the medians of augkit's
 images/s and of its ratio to Kornia. Issue 14's "no regression" check (docs/benchmarks.md).
 
-Run: ``python benchmarks/compare_commits.py [--base fec35e8] [--sizes 32] [--runs 6]``
+``--in-process`` times both trees in one process instead: the base's package is copied under
+another name (``augkit_base``; its imports are relative), and the seed pipeline of each tree
+and Kornia are called in rounds (one untimed and two timed calls each, as ``augkit bench``),
+so both trees see the same machine state, memory layout and clocks. Between processes the
+same code moves by 10% here; in one process the two trees' ratio repeats within a few %.
+
+Run: ``python benchmarks/compare_commits.py [--base fec35e8] [--sizes 32] [--runs 6] [--in-process]``
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,16 +43,47 @@ def bench(tree: Path, size: int) -> tuple[float, float]:
     return float(rows["augkit Pipeline (batched)"].group(3).replace(",", "")), float(rows["Kornia AugmentationSequential"].group(4))
 
 
+def in_process(base: Path, tmp: Path, size: int, rounds: int, batch: int = 64) -> None:
+    """Time this tree's and ``base``'s seed pipelines and Kornia, interleaved in this process."""
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    from augkit.bench.peers import kornia_peer
+    from augkit.bench.suite import _row, _timed_interleaved
+    from augkit.images import sample_batch
+    from augkit.pipeline import default_pipeline
+
+    shutil.copytree(base / "augkit", tmp / "augkit_base")
+    sys.path.insert(0, str(tmp))
+    old = importlib.import_module("augkit_base.pipeline").default_pipeline
+    x = sample_batch(size, batch)
+    cases = {"this checkout": default_pipeline(0), base.name: old(0), "Kornia": kornia_peer(default_pipeline(0).ops, x.device)}
+    rows = {name: _row(name, name, size, batch, "batched") for name in cases}
+    for fn in cases.values():
+        fn(x)  # the first warm-up call
+    _timed_interleaved([(rows[n], (lambda f=f: f(x))) for n, f in cases.items()], batch, 2 * rounds, 3, lambda: None)
+    rate = {n: r["img_s"] for n, r in rows.items()}
+    print(f"{size}x{size}, batch {batch}, cpu, {torch.get_num_threads()} threads, one process: {rounds} rounds of 2 timed calls each")
+    for n, r in rate.items():
+        print(f"  {n:14s} {r:10,.0f} img/s" + ("" if n == "Kornia" else f"  {r / rate['Kornia']:.2f}x Kornia"))
+    print(f"  this checkout / {base.name}: {rate['this checkout'] / rate[base.name]:.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", default="fec35e8", help="the commit to compare with (default: the first landing)")
     ap.add_argument("--sizes", default="32", help="image sides, e.g. 32,224")
-    ap.add_argument("--runs", type=int, default=6, help="runs per side and size")
+    ap.add_argument("--runs", type=int, default=6, help="runs per side and size (with --in-process: rounds x 50)")
+    ap.add_argument("--in-process", action="store_true", help="time both trees in one process, interleaved")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) / "base"
+        base = Path(tmp) / a.base
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(base), a.base], check=True)
         try:
+            if a.in_process:
+                for size in (int(s) for s in a.sizes.split(",")):
+                    in_process(base, Path(tmp), size, 50 * a.runs)
+                return
             for size in (int(s) for s in a.sizes.split(",")):
                 got: dict[str, list[tuple[float, float]]] = {"this checkout": [], a.base: []}
                 for i in range(a.runs):  # swap who goes first every round: no order effect
