@@ -177,12 +177,16 @@ class Draw:
         """An independent stream for sub-op ``i`` (same keys and seed)."""
         return self._sibling(self.path + (int(i),))
 
-    def children(self, m: int, words: int = 8) -> list[Draw]:
-        """``[child(0), ..., child(m - 1)]`` with their first ``words`` words hashed in one batched call.
+    CHILD_WORDS = 8  # words per child that ``children`` hashes ahead
+
+    def children(self, m: int, words: int | None = None) -> list[Draw]:
+        """``[child(0), ..., child(m - 1)]`` with their first ``words`` words (default
+        ``CHILD_WORDS``) hashed in one batched call.
 
         What a pipeline hands its ops: a constant number of calls for any number of ops (each
         op's first draws are views of the block), the same values as ``child(i)``.
         """
+        words = self.CHILD_WORDS if words is None else words
         kids = [self._sibling(self.path + (i,)) for i in range(m)]
         if m == 0:
             return kids
@@ -296,6 +300,7 @@ class GeneratorDraw(Draw):
     """
 
     _SHARED = ("gen", "_n", "_np")
+    CHILD_WORDS = 3  # what most ops draw (flips 1, Zoom and Contrast 2, noise 3); an op that wants more draws them after
 
     def __init__(self, n: int, generator: torch.Generator, *, numpy: bool | None = None) -> None:
         self.gen, self._n, self.path, self._counter = generator, int(n), (), 0
