@@ -91,7 +91,7 @@ class Pipeline:
         self.min_visibility = check_min_visibility(min_visibility)
         self.check = check
         self._checked: set[torch.device] = set()  # devices whose first float input was checked
-        self._generators: dict[tuple[torch.device, int | None], torch.Generator] = {}
+        self._generators: dict[tuple[torch.device | str, int | None], torch.Generator] = {}  # by device, and by the name a caller used
         self._tensor = TensorBackend(leaves(ops), fused=fused)  # containers (OneOf, ...) run as their children
         self._names = tuple(type(op).__name__ for op in ops)
         self._array_ops = tuple(bool(getattr(type(op).sample, "array_api", False)) for op in ops)
@@ -117,15 +117,20 @@ class Pipeline:
         workers do not repeat each other's draws (nor, without persistent workers, the last
         epoch's): torch gives each worker of each epoch its own seed.
         """
-        device = torch.device(device)
-        if device.type == "cuda" and device.index is None:
-            device = torch.device("cuda", torch.cuda.current_device())
         info = get_worker_info()
         worker = None if info is None else int(info.seed)
-        g = self._generators.get((device, worker))
+        g = self._generators.get((device, worker))  # as given: a call per batch skips the normalising below
+        if g is not None:
+            return g
+        dev = torch.device(device)
+        if dev.type == "cuda" and dev.index is None:  # the current device, which may change: never cached as given
+            dev = torch.device("cuda", torch.cuda.current_device())
+        g = self._generators.get((dev, worker))
         if g is None:
             seed = self.seed if worker is None else sample_key(self.seed, worker)
-            g = self._generators[(device, worker)] = torch.Generator(device=device).manual_seed(seed)
+            g = self._generators[(dev, worker)] = torch.Generator(device=dev).manual_seed(seed)
+        if dev == torch.device(device):  # a name for the same device ("cpu", cuda:0)
+            self._generators[(device, worker)] = g
         return g
 
     def sample(
@@ -149,7 +154,7 @@ class Pipeline:
         if keys is None:  # words straight from the generator (seeded by ``seed``): no keys to hash
             draw = GeneratorDraw(n, generator if generator is not None else self.generator(device))
             dev = torch.device(device)
-            if draw.device.type != dev.type or dev.index not in (None, draw.device.index):  # a generator elsewhere
+            if generator is not None and (draw.device.type != dev.type or dev.index not in (None, draw.device.index)):  # elsewhere
                 draw = Draw(torch.randint(0, KEY_HIGH - 1, (n,), generator=draw.gen, device=draw.device).to(device))
         elif keys.shape != (n,):
             raise ValueError(f"keys must have shape ({n},), got {tuple(keys.shape)}")

@@ -177,25 +177,19 @@ class Draw:
         """An independent stream for sub-op ``i`` (same keys and seed)."""
         return self._sibling(self.path + (int(i),))
 
-    CHILD_WORDS = 8  # words per child that ``children`` hashes ahead
-
-    def children(self, m: int, words: int | None = None) -> list[Draw]:
-        """``[child(0), ..., child(m - 1)]`` with their first ``words`` words (default
-        ``CHILD_WORDS``) hashed in one batched call.
+    def children(self, m: int, words: int = 8) -> list[Draw]:
+        """``[child(0), ..., child(m - 1)]`` with their first ``words`` words hashed in one batched call.
 
         What a pipeline hands its ops: a constant number of calls for any number of ops (each
         op's first draws are views of the block), the same values as ``child(i)``.
         """
-        words = self.CHILD_WORDS if words is None else words
         kids = [self._sibling(self.path + (i,)) for i in range(m)]
         if m == 0:
             return kids
-        block, base = self._children_block(m, words)  # (m, words, n) words, (m, n) stream bases or None
+        block, base = self._children_block(m, words)  # (m, words, n) words, (m, n) stream bases
         uniform = _uniforms_np(block) if self._np else _uniforms_t(block)
         for i, kid in enumerate(kids):
-            kid._block, kid._uniform = block[i], uniform[i]
-            if base is not None:
-                kid._base_v = base[i]
+            kid._block, kid._uniform, kid._base_v = block[i], uniform[i], base[i]
         return kids
 
     def _children_block(self, m: int, words: int) -> tuple[Any, Any]:
@@ -300,7 +294,6 @@ class GeneratorDraw(Draw):
     """
 
     _SHARED = ("gen", "_n", "_np")
-    CHILD_WORDS = 3  # what most ops draw (flips 1, Zoom and Contrast 2, noise 3); an op that wants more draws them after
 
     def __init__(self, n: int, generator: torch.Generator, *, numpy: bool | None = None) -> None:
         self.gen, self._n, self.path, self._counter = generator, int(n), (), 0
@@ -322,9 +315,22 @@ class GeneratorDraw(Draw):
         w = self._words_t((k, self._n))
         return w.numpy().view(np.uint32) if self._np else w
 
-    def _children_block(self, m: int, words: int) -> tuple[Any, Any]:
+    def children(self, m: int, words: int = 3) -> list[Draw]:
+        """``Draw.children`` with the first ``words`` words of every child from one generator call.
+
+        Three words cover most ops (flips draw 1, Zoom and Contrast 2, the noise 3); an op that
+        wants more draws them after. Kept to a few statements: a plain call runs it per batch.
+        """
         w = self._words_t((m, words, self._n))
-        return (w.numpy().view(np.uint32) if self._np else w), None
+        block: Any = w.numpy().view(np.uint32) if self._np else w
+        uniform = _uniforms_np(block) if self._np else _uniforms_t(block)
+        kids: list[Draw] = []
+        for i in range(m):
+            kid = object.__new__(GeneratorDraw)
+            kid.gen, kid._n, kid._np, kid.path, kid._counter = self.gen, self._n, self._np, self.path + (i,), 0
+            kid._block, kid._uniform = block[i], uniform[i]
+            kids.append(kid)
+        return kids
 
 
 def item_keys(base: int, index: Tensor) -> Tensor:

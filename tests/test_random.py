@@ -108,3 +108,22 @@ def test_generator_draw_is_reproducible_uniform_and_the_same_on_both_paths():
         assert all(torch.equal(p[i][k], q[i][k]) for i in range(len(pipe.ops)) for k in p[i])
     other = ak.default_pipeline(seed=8).sample(16)
     assert not torch.equal(other[2]["scale"], first[0][2]["scale"])
+
+
+def test_a_device_named_two_ways_is_one_generator_also_after_pickling():
+    """``pipe.generator`` caches by the name a caller used: "cpu" and torch.device("cpu") must
+    still be one stream (two would repeat each other's draws), also in a pickled copy."""
+    import pickle
+
+    import augkit as ak
+
+    pipe = ak.default_pipeline(seed=5)
+    a, b = pipe.sample(8, "cpu"), pipe.sample(8, torch.device("cpu"))
+    assert pipe.generator("cpu") is pipe.generator(torch.device("cpu"))
+    ref = ak.default_pipeline(seed=5)
+    a2, b2 = ref.sample(8, torch.device("cpu")), ref.sample(8, "cpu")
+    assert torch.equal(a[2]["scale"], a2[2]["scale"]) and torch.equal(b[2]["scale"], b2[2]["scale"])
+    assert not torch.equal(a[2]["scale"], b[2]["scale"])
+    copy = pickle.loads(pickle.dumps(pipe))
+    assert copy.generator("cpu") is copy.generator(torch.device("cpu"))
+    assert torch.equal(copy.sample(8, "cpu")[2]["scale"], pipe.sample(8, torch.device("cpu"))[2]["scale"])
