@@ -74,24 +74,25 @@ def permute_gather(img: Tensor, inv: Tensor, out: Tensor) -> Tensor:
     return out
 
 
-def grey_mean(img: Tensor) -> Tensor:
-    """Per-image mean grey level: ITU-R 601 luma for 3 channels, the channel for 1.
+def grey_mean(img: Tensor, scale: float = 1.0) -> Tensor:
+    """Per-image mean grey level times ``scale``: ITU-R 601 luma for 3 channels, the channel for 1.
 
-    Shape: img (B, C, H, W) any dtype -> (B,) float32, in the units of ``img``.
+    Shape: img (B, C, H, W) any dtype -> (B,) float32, in the units of ``img`` times ``scale``.
     """
-    b, c = img.shape[:2]
+    c, h, w = img.shape[1:]
     # Row sums in float32 (exact for uint8), then float64 across rows: each row is reduced
     # by one sequential loop, so the result does not depend on the batch it sits in or on
     # how threads split the work (offline expansion promises byte-identical outputs).
     rows = img.sum(-1, dtype=torch.float32)  # (B, C, H)
-    sums = rows.double().sum(-1)  # (B, C)
-    grey = sums[:, 0] if c == 1 else sums @ _grey_weights(img.device)
-    return grey.float().div_(img.shape[2] * img.shape[3])
+    sums = rows.sum(-1, dtype=torch.float64)  # (B, C)
+    return (sums @ _grey_weights(c, scale / (h * w), img.device)).float()  # one rounding to float32
 
 
-@functools.lru_cache(maxsize=8)
-def _grey_weights(device: torch.device) -> Tensor:
-    return torch.tensor(GREY_WEIGHTS, dtype=torch.float64, device=device)
+@functools.lru_cache(maxsize=32)
+def _grey_weights(c: int, scale: float, device: torch.device) -> Tensor:
+    """(C,) float64: each channel's weight in the grey level (1 for one channel) times ``scale``."""
+    weights = (1.0,) if c == 1 else GREY_WEIGHTS
+    return torch.tensor(weights, dtype=torch.float64, device=device).mul_(scale)
 
 
 # Counter-based Gaussian noise: each sample's field is a pure function of (seed, element

@@ -394,15 +394,16 @@ class TensorBackend:
     def _contrast(self, step: _Step, v: _Value, params: Params, out: Tensor | None, sizes: Tensor | None = None) -> _Value:
         p = params[step.indices[0]]
         b = v.w.shape[0]
-        m = F.grey_mean(v.w).mul_(v.a)  # (B,) mean grey in [0, 1], before dst may overwrite w
+        m = F.grey_mean(v.w, v.a)  # (B,) mean grey in [0, 1] less b, before dst may overwrite w
         if v.b:
             m.add_(v.b)
         f = F.masked(p["factor"], p["apply"], 1.0)
-        shift = m.mul_(1 - f)  # true = f * (a w + b) + m (1 - f)
+        shift = torch.addcmul(m, m, f, value=-1.0)  # true = f * (a w + b) + m (1 - f)
         if v.b:
             shift.add_(f * v.b)
+        scale = f * v.a if v.a != 1.0 else f
         d = self._dst(v, out)
-        _affine(v.w, (f * v.a).view(b, 1, 1, 1), shift.view(b, 1, 1, 1), d.w).clamp_(0.0, 1.0)
+        _affine(v.w, scale.view(b, 1, 1, 1), shift.view(b, 1, 1, 1), d.w).clamp_(0.0, 1.0)
         return d
 
     def _noise(self, step: _Step, v: _Value, params: Params, out: Tensor | None, sizes: Tensor | None = None) -> _Value:
