@@ -167,7 +167,8 @@ def _normal_rows(counter: Tensor, key: Tensor, var2: Tensor, out: Tensor, h: Ten
     h.bitwise_xor_(tmp).bitwise_and_(0xFFFF)  # t
     # radius from the low 16 bits t: u1 = (t + 1) / 2**16 in (0, 1], r = std * sqrt(-2 ln u1)
     r.copy_(h)  # int -> float by copy: mixed-dtype arithmetic is many times slower on CPU
-    r.add_(1.0).mul_(2.0**-16).log_().mul_(var2).sqrt_()  # exact u1, log(1) = 0
+    torch.add(_scalar(2.0**-16, r.device), r, alpha=2.0**-16, out=r)  # u1 = 2**-16 + 2**-16 t, one exact pass
+    r.log_().mul_(var2).sqrt_()  # log(1) = 0
     # angle from the high 16 bits (a signed, uniform s): theta = 2 pi s / 2**16
     theta, second = out[:, :half], out[:, half:]
     theta.copy_(tmp)

@@ -408,7 +408,7 @@ class TensorBackend:
 
     def _noise(self, step: _Step, v: _Value, params: Params, out: Tensor | None, sizes: Tensor | None = None) -> _Value:
         p = params[step.indices[0]]
-        bsz, n = v.w.shape[0], v.w[0].numel()
+        bsz, n = v.w.shape[0], v.w.shape[1] * v.w.shape[2] * v.w.shape[3]
         half = (n + 1) // 2
         rows = min(bsz, F.noise_block_rows(n, v.w.device))
         work = (
