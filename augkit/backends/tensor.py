@@ -228,6 +228,7 @@ class TensorBackend:
 
     def _run(self, x: Tensor | list[Tensor], params: Params, out: Tensor, sizes: Tensor | None, fused: bool = False) -> None:
         first = x[0] if isinstance(x, list) else x
+        self._local.ws = self._workspace(first.device)
         v = _Value(x, 1.0 / 255 if first.dtype == torch.uint8 else 1.0, 0.0)  # type: ignore[arg-type]
         last = len(self.steps) - 1
         for k, run in enumerate(self.runs):
