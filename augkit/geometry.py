@@ -42,6 +42,7 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -336,7 +337,7 @@ def compose(ops: Sequence[Op], params: Sequence[dict[str, Tensor]], hw: tuple[in
         raise ValueError(f"a run needs one params dict per op, got {len(ops)} ops and {len(params)} dicts")
     apply = params[0]["apply"]
     b, dev = apply.shape[0], apply.device
-    if not isinstance(hw, Tensor) and all(type(op) in _CENTRE_FIXING for op in ops):
+    if not isinstance(hw, Tensor) and centre_fixing(ops):
         return _centre_fixing(ops, params, (int(hw[0]), int(hw[1])), b, dev)
     out_hw = run_output_size(ops, None if isinstance(hw, Tensor) else (int(hw[0]), int(hw[1])))
     wh_in = cur = _size_tensor(hw, b, dev)
@@ -365,6 +366,27 @@ def compose(ops: Sequence[Op], params: Sequence[dict[str, Tensor]], hw: tuple[in
 
 
 _CENTRE_FIXING = (HorizontalFlip, VerticalFlip, Zoom)
+
+
+def centre_fixing(ops: Sequence[Op]) -> bool:
+    """Whether every op of the run fixes the image centre (flips and Zooms): the run's map is
+    then one factor per axis about the centre (``centre_factors``), the output the input's size."""
+    return all(type(op) in _CENTRE_FIXING for op in ops)
+
+
+def centre_factors(ops: Sequence[Op], values: Sequence[dict[str, Any]]) -> tuple[float, float]:
+    """One sample's (sx, sy) for a ``centre_fixing`` run from its params as Python values (the
+    per-image path): the factors ``compose`` multiplies, in float64."""
+    sx = sy = 1.0
+    for op, v in zip(ops, values):
+        if v["apply"]:
+            if type(op) is Zoom:
+                sx, sy = sx * v["scale"], sy * v["scale"]
+            elif type(op) is HorizontalFlip:
+                sx = -sx
+            else:
+                sy = -sy
+    return sx, sy
 
 
 def _centre_fixing(ops: Sequence[Op], params: Sequence[dict[str, Tensor]], hw: tuple[int, int], b: int, dev: torch.device) -> RunMap:

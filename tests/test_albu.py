@@ -224,3 +224,23 @@ def test_bad_input(img, exc, msg):
     with pytest.raises(exc, match=msg) as e:
         ak.default_pipeline(seed=0)(img)
     assert "img" in str(e.value) or "Contrast" in str(e.value)
+
+
+def test_flip_zoom_run_from_python_values_is_the_composed_matrix(photos):
+    """The per-image path builds a flip/Zoom run's matrix from the params' Python values; it must
+    resample as the general composition does (``geometry.compose``), up to the matrix's float32
+    rounding: at most one level, on a few pixels. An unapplied run returns the image as it is."""
+    from augkit.backends.albu import host_params
+    from augkit.backends.albu_geometry import warp_run
+
+    ops = [ak.HorizontalFlip(), ak.Zoom(scale=(0.6, 1.4), fill=0.3), ak.VerticalFlip(), ak.Zoom(scale=(0.9, 1.1), p=0.5)]
+    pipe = ak.Pipeline(ops, seed=0)
+    img = photos["chelsea"]  # non-square: the x and y centres differ
+    for key in range(12):
+        vals = list(pipe.sample(1, keys=torch.tensor([key])).values)
+        fast = warp_run(img, ops, vals, host=[host_params(v) for v in vals])
+        slow = warp_run(img, ops, vals)
+        d = np.abs(fast.astype(np.int16) - slow)
+        assert fast.shape == slow.shape and d.max() <= 1 and (d > 0).mean() < 0.01, key
+    off = [{**host_params(v), "apply": False} for v in vals]
+    assert warp_run(img, ops, vals, host=off) is img

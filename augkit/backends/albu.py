@@ -366,7 +366,7 @@ class AlbuBackend:
                     for j in run:
                         out = self.compose.transforms[j].apply(out, **host[j])
                 else:
-                    out = warp_run(out, [self.ops[j] for j in run], [params[j] for j in run])
+                    out = warp_run(out, [self.ops[j] for j in run], [params[j] for j in run], host=[host[j] for j in run])
                 skip.update(run)
                 continue
             out = t.apply(out, **v)

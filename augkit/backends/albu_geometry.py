@@ -1,7 +1,7 @@
 """Geometric ops on the numpy (Albumentations) backend: a run of ops is one matrix, one resample.
 
-``warp_run`` composes a run with the tensor backend's own ``geometry.run_matrix`` (B = 1) and
-resamples once: ``cv2.warpAffine`` (the same input -> output matrix; OpenCV also puts pixel
+``warp_run`` composes a run with the tensor backend's own ``geometry.compose`` (B = 1; a run of
+flips and Zooms from the params' Python values, ``geometry.centre_factors``) and resamples once: ``cv2.warpAffine`` (the same input -> output matrix; OpenCV also puts pixel
 centres at integers), or, for an antialiased run that shrinks, the tensor backend's box-integral
 resample on the part of the image it reads (``cv2`` has no antialiased affine warp; a
 ``cv2.resize(INTER_AREA)`` would be a different filter, so both backends share one).
@@ -47,12 +47,23 @@ def tensor_values(values: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {k: torch.tensor([v], dtype=_DTYPES.get(k, torch.float32)) for k, v in values.items()}
 
 
-def warp_run(img: np.ndarray, ops: list[Op], values: list[dict[str, torch.Tensor]], *, mask: bool = False) -> np.ndarray:
+def warp_run(img: np.ndarray, ops: list[Op], values: list[dict[str, torch.Tensor]], *, mask: bool = False,
+             host: list[dict[str, Any]] | None = None) -> np.ndarray:
     """Resample an HW / HWC image through a run of geometric ops given one sample's params.
 
-    ``mask``: nearest, constant 0, no antialiasing (label maps). Shape: (H, W[, C]) -> (H', W'[, C]).
+    ``mask``: nearest, constant 0, no antialiasing (label maps). ``host``: the same params as
+    Python values (``host_params``), if the caller has them: a run of flips and Zooms then builds
+    its matrix from them directly, without the batched composition's small torch ops.
+    Shape: (H, W[, C]) -> (H', W'[, C]).
     """
     h, w = img.shape[:2]
+    if host is not None and not mask and G.centre_fixing(ops):
+        sx, sy = G.centre_factors(ops, host)
+        if sx == sy == 1.0:  # no op applies: the identity
+            return img
+        cx, cy = (w - 1) / 2, (h - 1) / 2  # x_out = s (x_in - c) + c per axis
+        border, fill, interp, _ = G.run_style(ops)
+        return _warp_affine(img, np.array([[sx, 0.0, cx * (1 - sx)], [0.0, sy, cy * (1 - sy)]]), (h, w), border, fill, interp)
     values = [op.sample_sized(v, torch.tensor([[h, w]])) if isinstance(op, SizingOp) and "box" not in v else v for op, v in zip(ops, values)]
     rm = G.compose(ops, values, (h, w), clip=not mask)  # one composition: matrix, inverse and crop box
     ho, wo = rm.out_hw
@@ -75,8 +86,6 @@ def warp_run(img: np.ndarray, ops: list[Op], values: list[dict[str, torch.Tensor
         out = y[0].permute(1, 2, 0).numpy()
         out = np.clip(np.rint(out), 0, 255).astype(np.uint8) if img.dtype == np.uint8 else out.astype(np.float32)
         return out.reshape((ho, wo) + img.shape[2:])
-    value = fill * 255 if img.dtype == np.uint8 else fill
-    ch = 1 if img.ndim == 2 else img.shape[2]
     mat = rm.matrix()[0, :2].double().numpy()
     clip = rm.clip
     if clip is not None:  # a crop inside the image: its taps repeat the box edge, as on the tensor backend
@@ -86,8 +95,15 @@ def warp_run(img: np.ndarray, ops: list[Op], values: list[dict[str, torch.Tensor
             mat = mat.copy()
             mat[:, 2] += mat[:, 0] * x0 + mat[:, 1] * y0
             border = "replicate"
-    out = cv2.warpAffine(img, mat, (wo, ho), flags=_CV_INTERP[interp], borderMode=_CV_BORDER[border], borderValue=(value,) * ch)
-    return out.reshape((ho, wo) + img.shape[2:])  # OpenCV drops a trailing 1-channel axis
+    return _warp_affine(img, mat, (ho, wo), border, fill, interp)
+
+
+def _warp_affine(img: np.ndarray, mat: np.ndarray, out_hw: tuple[int, int], border: str, fill: float, interp: str) -> np.ndarray:
+    """``cv2.warpAffine`` by the (2, 3) input -> output ``mat``; outside reads ``fill`` ([0, 1] units)."""
+    value = fill * 255 if img.dtype == np.uint8 else fill
+    ch = 1 if img.ndim == 2 else img.shape[2]
+    out = cv2.warpAffine(img, mat, (out_hw[1], out_hw[0]), flags=_CV_INTERP[interp], borderMode=_CV_BORDER[border], borderValue=(value,) * ch)
+    return out.reshape(out_hw + img.shape[2:])  # OpenCV drops a trailing 1-channel axis
 
 
 class AugkitGeometric(MatrixTargets, _Seeded, A.DualTransform):
