@@ -553,7 +553,7 @@ def _affine(w: Tensor, scale: Tensor | float, shift: Tensor | float, out: Tensor
     add in place (its broadcast ``addcmul`` is 1.2 to 2 times slower than the two passes)."""
     if w.dtype != out.dtype:
         w = out.copy_(w)  # convert by copy: mixed-dtype arithmetic is slow on CPU
-    if isinstance(scale, Tensor) and isinstance(shift, Tensor) and not _host_loops(out.device):
+    if isinstance(scale, Tensor) and isinstance(shift, Tensor) and out.device.type != "cpu":
         return torch.addcmul(shift, w, scale, out=out)
     torch.mul(w, scale, out=out)
     if isinstance(shift, Tensor) or shift:
