@@ -2,9 +2,10 @@
 
 ``warp_run`` composes a run with the tensor backend's own ``geometry.compose`` (B = 1; a run of
 flips and Zooms from the params' Python values, ``geometry.centre_factors``) and resamples once:
-``cv2.warpAffine`` (the same input -> output matrix; OpenCV also puts pixel centres at integers), or, for an antialiased run that shrinks, the tensor backend's box-integral
-resample on the part of the image it reads (``cv2`` has no antialiased affine warp; a
-``cv2.resize(INTER_AREA)`` would be a different filter, so both backends share one).
+``cv2.warpAffine`` (the same input -> output matrix; OpenCV also puts pixel centres at integers),
+or, for an antialiased run that shrinks, the tensor backend's box-integral resample on the part
+of the image it reads (``cv2`` has no antialiased affine warp; a ``cv2.resize(INTER_AREA)``
+would be a different filter, so both backends share one).
 Each op is also an Albumentations transform (``AugkitGeometric`` and its named subclasses)
 whose params come from the op's own ``sample`` / ``sample_sized``; those warp one op at a time.
 """
