@@ -156,20 +156,21 @@ class AugkitZoom(MatrixTargets, _Seeded, A.DualTransform):
     def apply(self, img: np.ndarray, apply: bool = True, scale: float = 1.0, **params: Any) -> np.ndarray:
         if not apply:
             return img
-        fill = self.fill_value * 255 if img.dtype == np.uint8 else self.fill_value
-        return zoom_image(img, scale, cv2.INTER_LINEAR, fill)
+        return scale_about_centre(img, scale, scale, cv2.INTER_LINEAR, self.fill_value)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("scale", "fill_value", "salt")
 
 
-def zoom_image(img: np.ndarray, s: float, interpolation: int, fill: float) -> np.ndarray:
-    """Zoom an HW or HWC image by ``s`` about ((W-1)/2, (H-1)/2), pixel centres at integers."""
+def scale_about_centre(img: np.ndarray, sx: float, sy: float, interpolation: int, fill: float) -> np.ndarray:
+    """Scale an HW or HWC image by (sx, sy) about ((W-1)/2, (H-1)/2), pixel centres at integers
+    (a negative factor flips that axis); outside reads ``fill``, in [0, 1] units (x255 for uint8)."""
     h, w = img.shape[:2]
     cx, cy = (w - 1) / 2, (h - 1) / 2
-    m = np.array([[s, 0.0, cx * (1 - s)], [0.0, s, cy * (1 - s)]])
+    m = np.array([[sx, 0.0, cx * (1 - sx)], [0.0, sy, cy * (1 - sy)]])
     c = 1 if img.ndim == 2 else img.shape[2]
-    out = cv2.warpAffine(img, m, (w, h), flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=(fill,) * c)
+    value = fill * 255 if img.dtype == np.uint8 else fill
+    out = cv2.warpAffine(img, m, (w, h), flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=(value,) * c)
     return out.reshape(img.shape)  # OpenCV drops a trailing 1-channel axis
 
 

@@ -22,7 +22,7 @@ import torch
 
 from .. import geometry as G
 from ..ops import Affine, CenterCrop, Op, RandomCrop, RandomResizedCrop, Resize, Rot90, Rotate, SizingOp, Translate
-from .albu import _Seeded
+from .albu import _Seeded, scale_about_centre
 from .albu_targets import MatrixTargets
 
 __all__ = [
@@ -62,9 +62,8 @@ def warp_run(img: np.ndarray, ops: list[Op], values: list[dict[str, torch.Tensor
         sx, sy = G.centre_factors(ops, host)
         if sx == sy == 1.0:  # no op applies: the identity
             return img
-        cx, cy = (w - 1) / 2, (h - 1) / 2  # x_out = s (x_in - c) + c per axis
-        border, fill, interp, _ = G.run_style(ops)
-        return _warp_affine(img, np.array([[sx, 0.0, cx * (1 - sx)], [0.0, sy, cy * (1 - sy)]]), (h, w), border, fill, interp)
+        _, fill, interp, _ = G.run_style(ops)  # flips and Zooms: the constant border
+        return scale_about_centre(img, sx, sy, _CV_INTERP[interp], fill)
     values = [op.sample_sized(v, torch.tensor([[h, w]])) if isinstance(op, SizingOp) and "box" not in v else v for op, v in zip(ops, values)]
     rm = G.compose(ops, values, (h, w), clip=not mask)  # one composition: matrix, inverse and crop box
     ho, wo = rm.out_hw
@@ -96,15 +95,10 @@ def warp_run(img: np.ndarray, ops: list[Op], values: list[dict[str, torch.Tensor
             mat = mat.copy()
             mat[:, 2] += mat[:, 0] * x0 + mat[:, 1] * y0
             border = "replicate"
-    return _warp_affine(img, mat, (ho, wo), border, fill, interp)
-
-
-def _warp_affine(img: np.ndarray, mat: np.ndarray, out_hw: tuple[int, int], border: str, fill: float, interp: str) -> np.ndarray:
-    """``cv2.warpAffine`` by the (2, 3) input -> output ``mat``; outside reads ``fill`` ([0, 1] units)."""
     value = fill * 255 if img.dtype == np.uint8 else fill
     ch = 1 if img.ndim == 2 else img.shape[2]
-    out = cv2.warpAffine(img, mat, (out_hw[1], out_hw[0]), flags=_CV_INTERP[interp], borderMode=_CV_BORDER[border], borderValue=(value,) * ch)
-    return out.reshape(out_hw + img.shape[2:])  # OpenCV drops a trailing 1-channel axis
+    out = cv2.warpAffine(img, mat, (wo, ho), flags=_CV_INTERP[interp], borderMode=_CV_BORDER[border], borderValue=(value,) * ch)
+    return out.reshape((ho, wo) + img.shape[2:])  # OpenCV drops a trailing 1-channel axis
 
 
 class AugkitGeometric(MatrixTargets, _Seeded, A.DualTransform):
