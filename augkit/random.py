@@ -167,29 +167,39 @@ class Draw:
 
     _SHARED: tuple[str, ...] = ("keys", "seed", "_np", "_root")  # what a child stream shares with its parent
 
-    def _sibling(self, path: tuple[int, ...]) -> Draw:
-        kid = object.__new__(type(self))
-        kid.__dict__.update({k: self.__dict__[k] for k in self._SHARED})
-        kid.path, kid._counter = path, 0
-        return kid
+    def _siblings(self, paths: list[tuple[int, ...]]) -> list[Draw]:
+        """New streams at ``paths`` sharing this one's ``_SHARED`` state, counters at 0."""
+        shared = {k: self.__dict__[k] for k in self._SHARED}
+        kids: list[Draw] = []
+        for path in paths:
+            kid = object.__new__(type(self))
+            kid.__dict__.update(shared)
+            kid.path, kid._counter = path, 0
+            kids.append(kid)
+        return kids
 
     def child(self, i: int) -> Draw:
         """An independent stream for sub-op ``i`` (same keys and seed)."""
-        return self._sibling(self.path + (int(i),))
+        return self._siblings([self.path + (int(i),)])[0]
 
-    def children(self, m: int, words: int = 8) -> list[Draw]:
-        """``[child(0), ..., child(m - 1)]`` with their first ``words`` words hashed in one batched call.
+    CHILD_WORDS = 8  # words per child that ``children`` hashes ahead
+
+    def children(self, m: int, words: int | None = None) -> list[Draw]:
+        """``[child(0), ..., child(m - 1)]`` with their first ``words`` (default ``CHILD_WORDS``)
+        words made in one batched call.
 
         What a pipeline hands its ops: a constant number of calls for any number of ops (each
         op's first draws are views of the block), the same values as ``child(i)``.
         """
-        kids = [self._sibling(self.path + (i,)) for i in range(m)]
+        kids = self._siblings([self.path + (i,) for i in range(m)])
         if m == 0:
             return kids
-        block, base = self._children_block(m, words)  # (m, words, n) words, (m, n) stream bases
+        block, base = self._children_block(m, self.CHILD_WORDS if words is None else words)  # (m, words, n), (m, n) or None
         uniform = _uniforms_np(block) if self._np else _uniforms_t(block)
         for i, kid in enumerate(kids):
-            kid._block, kid._uniform, kid._base_v = block[i], uniform[i], base[i]
+            kid._block, kid._uniform = block[i], uniform[i]
+            if base is not None:
+                kid._base_v = base[i]
         return kids
 
     def _children_block(self, m: int, words: int) -> tuple[Any, Any]:
@@ -294,6 +304,7 @@ class GeneratorDraw(Draw):
     """
 
     _SHARED = ("gen", "_n", "_np")
+    CHILD_WORDS = 3  # what most ops draw (flips 1, Zoom and Contrast 2, the noise 3); an op that wants more draws them after
 
     def __init__(self, n: int, generator: torch.Generator, *, numpy: bool | None = None) -> None:
         self.gen, self._n, self.path, self._counter = generator, int(n), (), 0
@@ -315,22 +326,9 @@ class GeneratorDraw(Draw):
         w = self._words_t((k, self._n))
         return w.numpy().view(np.uint32) if self._np else w
 
-    def children(self, m: int, words: int = 3) -> list[Draw]:
-        """``Draw.children`` with the first ``words`` words of every child from one generator call.
-
-        Three words cover most ops (flips draw 1, Zoom and Contrast 2, the noise 3); an op that
-        wants more draws them after. Kept to a few statements: a plain call runs it per batch.
-        """
+    def _children_block(self, m: int, words: int) -> tuple[Any, Any]:
         w = self._words_t((m, words, self._n))
-        block: Any = w.numpy().view(np.uint32) if self._np else w
-        uniform = _uniforms_np(block) if self._np else _uniforms_t(block)
-        kids: list[Draw] = []
-        for i in range(m):
-            kid = object.__new__(GeneratorDraw)
-            kid.gen, kid._n, kid._np, kid.path, kid._counter = self.gen, self._n, self._np, self.path + (i,), 0
-            kid._block, kid._uniform = block[i], uniform[i]
-            kids.append(kid)
-        return kids
+        return (w.numpy().view(np.uint32) if self._np else w), None
 
 
 def item_keys(base: int, index: Tensor) -> Tensor:
