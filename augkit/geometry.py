@@ -337,13 +337,15 @@ def compose(ops: Sequence[Op], params: Sequence[dict[str, Tensor]], hw: tuple[in
         raise ValueError(f"a run needs one params dict per op, got {len(ops)} ops and {len(params)} dicts")
     apply = params[0]["apply"]
     b, dev = apply.shape[0], apply.device
-    if not isinstance(hw, Tensor) and centre_fixing(ops):
-        return _centre_fixing(ops, params, (int(hw[0]), int(hw[1])), b, dev)
-    out_hw = run_output_size(ops, None if isinstance(hw, Tensor) else (int(hw[0]), int(hw[1])))
-    wh_in = cur = _size_tensor(hw, b, dev)
-    last = max((i for i, op in enumerate(ops) if isinstance(op, SizingOp)), default=None)
-    if not clip or rotates(ops):
-        last = None
+    if not isinstance(hw, Tensor) and centre_fixing(ops):  # flips and Zooms on one size: nothing to size or clip
+        out_hw, wh_in, last = (int(hw[0]), int(hw[1])), (float(hw[1]), float(hw[0])), None
+    else:
+        out_hw = run_output_size(ops, None if isinstance(hw, Tensor) else (int(hw[0]), int(hw[1])))
+        wh_in = _size_tensor(hw, b, dev)
+        last = max((i for i, op in enumerate(ops) if isinstance(op, SizingOp)), default=None)
+        if not clip or rotates(ops):
+            last = None
+    cur = wh_in
     applies = apply[:, None] if len(ops) == 1 else torch.stack([p["apply"] for p in params], 1)  # (B, n)
     acc, box, i = _Acc(), None, 0
     flips = (HorizontalFlip, VerticalFlip)
@@ -387,29 +389,6 @@ def centre_factors(ops: Sequence[Op], values: Sequence[dict[str, Any]]) -> tuple
             else:
                 sy = -sy
     return sx, sy
-
-
-def _centre_fixing(ops: Sequence[Op], params: Sequence[dict[str, Tensor]], hw: tuple[int, int], b: int, dev: torch.device) -> RunMap:
-    """The fast path of ``compose`` for a run of flips and Zooms on a uniform batch (the seed
-    pipeline's run): every op fixes the centre, so the map is per-axis factors, multiplied op by
-    op, exactly as the general loop multiplies them, with a fraction of its Python."""
-    one = _const((1.0,), dev)
-    applies = params[0]["apply"][:, None] if len(ops) == 1 else torch.stack([v["apply"] for v in params], 1)  # (B, n)
-    s: Tensor | None = None
-    k = 0
-    while k < len(ops):
-        if type(ops[k]) is Zoom:
-            f = torch.where(applies[:, k : k + 1], params[k]["scale"][:, None], one)  # (B, 1)
-            k += 1
-        elif k + 1 < len(ops) and type(ops[k]) is HorizontalFlip and type(ops[k + 1]) is VerticalFlip:
-            f = torch.where(applies[:, k : k + 2], _const((-1.0,), dev), one)  # (B, 2): both axes in one op
-            k += 2
-        else:
-            f = torch.where(applies[:, k : k + 1], _const((-1.0, 1.0) if type(ops[k]) is HorizontalFlip else (1.0, -1.0), dev), one)
-            k += 1
-        s = f if s is None else s * f
-    assert s is not None
-    return RunMap(s.expand(b, 2) if s.shape[1] == 1 else s, None, None, (float(hw[1]), float(hw[0])), hw, None, b, dev, applies)
 
 
 def run_output_size(ops: Sequence[Op], hw: tuple[int, int] | None) -> tuple[int, int]:
