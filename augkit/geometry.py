@@ -337,6 +337,8 @@ def compose(ops: Sequence[Op], params: Sequence[dict[str, Tensor]], hw: tuple[in
         raise ValueError(f"a run needs one params dict per op, got {len(ops)} ops and {len(params)} dicts")
     apply = params[0]["apply"]
     b, dev = apply.shape[0], apply.device
+    wh_in: Size
+    last: int | None
     if not isinstance(hw, Tensor) and centre_fixing(ops):  # flips and Zooms on one size: nothing to size or clip
         out_hw, wh_in, last = (int(hw[0]), int(hw[1])), (float(hw[1]), float(hw[0])), None
     else:
