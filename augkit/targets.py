@@ -30,10 +30,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .geometry import rotates, run_matrix, run_style, split_runs
+from .geometry import run_matrix, run_style, split_runs
 from .ops import Op
 from .params import Params
-from .warp import grid_planes
+from .warp import BORDER_MODES, INTERPOLATION_MODES, grid_planes
 
 __all__ = [
     "TARGET_KEYS",
@@ -51,7 +51,7 @@ __all__ = [
 
 TARGET_KEYS = ("masks", "boxes", "keypoints", "labels")
 MIN_SIDE = 1e-3  # px: a clipped box must be wider and taller than this (float32 rounding leaves slivers)
-Run = tuple[Tensor, tuple[int, int], str, bool]  # one resampling run: (M, out_hw, border, may rotate)
+Run = tuple[Tensor, tuple[int, int], str]  # one resampling run: (M, out_hw, border)
 
 
 # ragged lists -------------------------------------------------------------------------
@@ -93,7 +93,7 @@ class Ragged:
 def pipeline_runs(
     ops: Sequence[Op], params: Params, hw: tuple[int, int], batch: int | None = None, device: torch.device | str = "cpu"
 ) -> tuple[list[Run], Tensor, tuple[int, int]]:
-    """Each resampling run's (M, out_hw, border, may rotate) and the whole pipeline's (M, out_hw).
+    """Each resampling run's (M, out_hw, border) and the whole pipeline's (M, out_hw).
 
     Runs are ``geometry.split_runs``: consecutive geometric ops that resample alike (the image
     is warped once per run); photometric ops move nothing, so the runs compose across them into
@@ -106,7 +106,7 @@ def pipeline_runs(
         run_ops = [ops[i] for i in idx]
         mr, hw_out = run_matrix(run_ops, [params[i] for i in idx], hw)
         mr = mr.to(_exact(mr.device))
-        runs.append((mr, hw_out, run_style(run_ops)[0], rotates(run_ops)))
+        runs.append((mr, hw_out, run_style(run_ops)[0]))
         m, hw = (mr if m is None else mr @ m), hw_out
     if m is None:
         dev = params[0]["apply"].device if len(params) else torch.device(device)
@@ -126,20 +126,17 @@ def pipeline_matrix(
 # kernels ------------------------------------------------------------------------------
 SAMPLER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.bool)  # exact in float32: sampled as values
 MASK_BLOCK = 1 << 16  # output pixels per thread and block on CPU: the grid and the float copies stay in cache
-BORDER_MODES = {"constant": 0, "replicate": 1, "reflect": 2}  # grid_sampler padding_mode
-NEAREST = 1  # grid_sampler interpolation_mode
+NEAREST = INTERPOLATION_MODES["nearest"]  # grid_sampler interpolation_mode
 
 
-def warp_masks(
-    masks: Tensor, m: Tensor, out_hw: tuple[int, int], fill: int | float = 0, border: str = "constant", separable: bool = False
-) -> Tensor:
+def warp_masks(masks: Tensor, m: Tensor, out_hw: tuple[int, int], fill: int | float = 0, border: str = "constant") -> Tensor:
     """Nearest-neighbour warp of masks by input -> output matrices ``m``; exact for any dtype.
 
     Output pixel (j, i) reads the input pixel nearest to M^-1 (j, i) (``grid_sampler_2d``'s
     nearest rounding). Outside the input: ``fill`` ("constant"), the nearest edge pixel
     ("replicate") or the mirror image about the edges ("reflect": period 2 W, edge pixels
-    repeated), as the image warp. ``separable`` is accepted for callers that know no matrix
-    rotates; the grid is the same one add either way.
+    repeated), as the image warp. The grid is one add of a column and a row term whatever
+    the matrix (rotating or not).
     uint8 / int8 / int16 / bool masks are sampled as float32 values (exact for these); wider
     integers sample a plane of flat pixel indices instead and gather by it, exact for any value.
     On CPU the batch goes in blocks of about ``MASK_BLOCK`` output pixels per thread, a whole
@@ -147,7 +144,6 @@ def warp_masks(
     at 224x224); on other devices in one block, so the number of ops does not grow with the batch.
     Shape: masks (B, K, H, W), m (B, 3, 3) affine -> (B, K, oh, ow), masks' dtype.
     """
-    del separable  # the planar grid below costs one add whatever the matrix
     b, k, h, w = masks.shape
     oh, ow = out_hw
     dev = masks.device
@@ -414,11 +410,11 @@ def transform_targets(
     ``box_keep`` (lists of B tensors), ``keypoints`` and ``keypoints_visible`` (lists).
     """
     runs, _, _ = pipeline_runs(ops, params, hw, batch, device)
-    stages = [(mr, run_hw) for mr, run_hw, _, _ in runs]
+    stages = [(mr, run_hw) for mr, run_hw, _ in runs]
     out: dict[str, Any] = {}
     if "masks" in targets:  # one nearest warp per run, as the image: a run's border reads its own input
         masks, has_k = targets["masks"]
-        for mr, run_hw, border, _ in runs:
+        for mr, run_hw, border in runs:
             masks = warp_masks(masks, mr, run_hw, mask_fill, border)
         out["masks"] = masks if has_k else masks[:, 0]
     if "boxes" in targets:

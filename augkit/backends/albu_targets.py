@@ -62,9 +62,7 @@ class MatrixTargets:
         m, out_hw = self._matrix(params, mask.shape[:2])
         t = torch.from_numpy(np.ascontiguousarray(mask))
         t = t[None, None] if mask.ndim == 2 else t.permute(2, 0, 1)[None]  # (1, K, H, W)
-        border = run_style([self.op])[0]
-        turns = bool((m[:, 0, 1] != 0).any() or (m[:, 1, 0] != 0).any())
-        out = T.warp_masks(t, m, out_hw, self.mask_fill, border, separable=not turns)[0]
+        out = T.warp_masks(t, m, out_hw, self.mask_fill, run_style([self.op])[0])[0]
         return out[0].numpy() if mask.ndim == 2 else np.ascontiguousarray(out.permute(1, 2, 0).numpy())
 
     def apply_to_bboxes(self, bboxes: np.ndarray, **params: Any) -> np.ndarray:
