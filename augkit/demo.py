@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .device import resolve_device
+from .imageconv import pil_to_array
 from .images import sample_batch
 from .ops import Normalize, RandomResizedCrop, Rotate
 from .pipeline import Pipeline, default_pipeline
@@ -52,11 +53,14 @@ def preview_grid(pipe: Pipeline, images: torch.Tensor, copies: int = 5) -> np.nd
     return grid
 
 
-def _square(img: Any, side: int) -> np.ndarray:
-    """A PIL image as a side x side RGB uint8 array: shorter side resized to ``side``, centre cut."""
+def _square(img: Any, side: int, what: str = "image") -> np.ndarray:
+    """A PIL image as a side x side RGB uint8 array: its colours as the data module reads them
+    (``pil_to_array``: 16-bit grey scaled, palettes expanded), shorter side resized to ``side``,
+    centre cut."""
     from PIL import Image
 
-    img = img.convert("RGB")
+    arr = pil_to_array(img, what, alpha=False)
+    img = Image.fromarray(np.repeat(arr[:, :, None], 3, 2) if arr.ndim == 2 else arr)
     w, h = img.size
     scale = side / min(w, h)
     nw, nh = max(side, round(w * scale)), max(side, round(h * scale))
@@ -73,7 +77,7 @@ def load_preview_images(folder: str | Path | None, count: int, side: int = PREVI
     if folder is None:
         from .images import sample_images
 
-        arrays = [_square(Image.fromarray(im), side) for im in sample_images().values()][:count]
+        arrays = [_square(Image.fromarray(im), side) for im in list(sample_images().values())[:count]]
     else:
         root = Path(folder)
         if not root.is_dir():
@@ -85,8 +89,8 @@ def load_preview_images(folder: str | Path | None, count: int, side: int = PREVI
         for path in paths:
             try:
                 with Image.open(path) as im:
-                    arrays.append(_square(im, side))
-            except (OSError, Image.DecompressionBombError) as e:
+                    arrays.append(_square(im, side, str(path)))
+            except (OSError, Image.DecompressionBombError, TypeError, ValueError) as e:  # unreadable, or a mode with no colours
                 raise OSError(f"cannot read image {str(path)!r}: {e}") from None
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 

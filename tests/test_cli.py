@@ -266,3 +266,18 @@ def test_demo_unreadable_image_is_one_line_exit_1(tmp_path, capsys):
     assert main(["demo", "--images", str(folder), "--out", str(tmp_path / "x.png"), "--no-timing"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot read image" in err and "broken.png" in err
+
+
+def test_demo_previews_16_bit_images_in_the_data_modules_colours(tmp_path):
+    """A 16-bit grey PNG in --images is read as augkit reads it everywhere (round(v / 257)),
+    not clipped to white as PIL's convert("RGB") would."""
+    import numpy as np
+    from PIL import Image
+
+    from augkit.demo import load_preview_images
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.full((50, 70), 51400, np.uint16)).save(folder / "deep.png")
+    tiles = load_preview_images(folder, 1, side=32)
+    assert tiles.shape == (1, 3, 32, 32) and (tiles == 200).all()
