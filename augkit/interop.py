@@ -159,14 +159,18 @@ def _floats(v: Any) -> tuple[float, ...]:
     return tuple(v) if isinstance(v, (list, tuple)) else (v,)
 
 
+def _all_of(ops: list[Op], p: float = 1.0) -> SomeOf:
+    """Every op of ``ops``, in order, applied together with probability ``p``."""
+    return SomeOf(tuple(replace(op, p=1.0) for op in ops), n=len(ops), p=p)
+
+
 def _together(ops: list[Op], p: float) -> list[Op]:
     """``ops`` applied all together with probability ``p`` (one Albumentations transform made of several ops)."""
-    ops = [replace(op, p=1.0) for op in ops]
     if p == 1.0 or not ops:
-        return ops
+        return [replace(op, p=1.0) for op in ops]
     if len(ops) == 1:
         return [replace(ops[0], p=p)]
-    return [SomeOf(tuple(ops), n=len(ops), p=p)]
+    return [_all_of(ops, p)]
 
 
 def _brightness_contrast(a: Args) -> list[Op]:
@@ -194,17 +198,21 @@ def _brightness_contrast_warning(a: Args) -> str:
 _IDENTITY = {"brightness": (1.0, 1.0), "contrast": (1.0, 1.0), "saturation": (1.0, 1.0), "hue": (0.0, 0.0)}
 
 
-def _color_jitter(a: Args) -> list[Op]:
+def _jitter_ranges(a: Args) -> tuple[dict[str, tuple[float, float]], list[str]]:
+    """ColorJitter's four ranges (absent: the identity) and the components that change anything."""
     ranges = {key: _pair(a, key) if key in a else still for key, still in _IDENTITY.items()}
-    active = [key for key in ranges if ranges[key] != _IDENTITY[key]]
+    return ranges, [key for key in ranges if ranges[key] != _IDENTITY[key]]
+
+
+def _color_jitter(a: Args) -> list[Op]:
+    ranges, active = _jitter_ranges(a)
     if active == ["contrast"]:  # one component: the order does not matter, and Contrast is that component
         return [Contrast(factor=ranges["contrast"], p=_p(a))]
     return [ColorJitter(**ranges, p=_p(a))]
 
 
 def _color_jitter_warning(a: Args) -> str | None:
-    ranges = {key: _pair(a, key) if key in a else still for key, still in _IDENTITY.items()}
-    active = [key for key in ranges if ranges[key] != _IDENTITY[key]]
+    _, active = _jitter_ranges(a)
     if len(active) < 2 and "hue" not in active:
         return None
     return ("ColorJitter imported as ak.ColorJitter: Albumentations applies brightness, contrast, saturation and "
@@ -412,9 +420,7 @@ def _unsupported(reason: str) -> Callable[[Args], list[Op]]:
 
 def _one_op(ops: list[Op]) -> Op:
     """One op for a container's child: several ops (one transform made of more) applied together."""
-    if len(ops) == 1:
-        return ops[0]
-    return SomeOf(tuple(replace(op, p=1.0) for op in ops), n=len(ops))
+    return ops[0] if len(ops) == 1 else _all_of(ops)
 
 
 def _to_tensor_warning(a: Args) -> str:
