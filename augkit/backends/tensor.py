@@ -232,8 +232,8 @@ class TensorBackend:
         v = _Value(x, 1.0 / 255 if first.dtype == torch.uint8 else 1.0, 0.0)  # type: ignore[arg-type]
         last = len(self.steps) - 1
         for k, run in enumerate(self.runs):
-            geo = self._geometry(k, v, params) if fused else None
-            if fused and self._covered(run, v.w, geo is not None):
+            geo = self._geometry(k, v, params) if fused else None  # a Geometry only for a run it checked is covered
+            if fused and (geo is not None or self._covered(run, v.w)):
                 size = tuple(geo.size) if geo is not None else tuple(v.w.shape[2:])
                 shape = (v.w.shape[0], v.w.shape[1], *size)
                 dst = out if run[-1] == last else self._ws.get(f"fused{k % 2}", shape, torch.float32, out.device)
